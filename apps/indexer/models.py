@@ -1,0 +1,128 @@
+"""The firehose tables, named and shaped as in the seed so an operator can move over.
+
+Every table is a ReplacingMergeTree versioned by the Jetstream `time_us`, with a `deleted` flag.
+A delete event carries only did + collection + rkey, so each table is sorted by exactly the
+columns a tombstone has (the record's repo and rkey): the tombstone then replaces the row it
+deletes, wherever the row came from. Tables are not partitioned by record time for the same
+reason (a tombstone's time differs from the record's). Readers that need the truth read FINAL,
+which hides replaced versions and deleted records.
+"""
+
+from clickhouse_backend import models
+from django.db.models import CompositePrimaryKey
+from django.db.models.functions import Now
+
+
+class FirehoseTable(models.ClickhouseModel):
+    created_at = models.DateTime64Field(precision=6)
+    indexed_at = models.DateTime64Field(precision=6, db_default=Now())
+    deleted = models.UInt8Field(default=0)
+    time_us = models.Int64Field()
+
+    class Meta:
+        abstract = True
+
+
+class RepoRecord(FirehoseTable):
+    """Every commit of every collection: the latest operation on each record."""
+
+    pk = CompositePrimaryKey("collection", "repo", "rkey")
+    repo = models.StringField()
+    collection = models.StringField(low_cardinality=True)
+    rkey = models.StringField()
+    operation = models.Enum8Field(choices=[(1, "create"), (2, "update"), (3, "delete")])
+    record_json = models.StringField()
+
+    class Meta:
+        db_table = "repo_records"
+        engine = models.ReplacingMergeTree(
+            "time_us", "deleted", order_by=("collection", "repo", "rkey"), index_granularity=8192
+        )
+        indexes = [models.Index(fields=["created_at"], name="repo_records_created_at", type=models.MinMax(), granularity=1)]
+
+
+class Post(FirehoseTable):
+    pk = CompositePrimaryKey("did", "rkey")
+    did = models.StringField()
+    rkey = models.StringField()
+    uri = models.StringField()
+    text = models.StringField()
+    langs = models.ArrayField(models.StringField(low_cardinality=True))
+    has_embedded_media = models.UInt8Field(default=0)
+    parent_uri = models.StringField()
+    root_uri = models.StringField()
+
+    class Meta:
+        db_table = "posts"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("did", "rkey"))
+        indexes = [
+            models.Index(fields=["created_at"], name="posts_created_at", type=models.MinMax(), granularity=1),
+            models.Index(fields=["uri"], name="posts_uri", type=models.BloomFilter(0.01), granularity=4),
+        ]
+
+
+class SubjectRecord(FirehoseTable):
+    """A like or a repost: an actor's record pointing at a subject record by at-uri."""
+
+    pk = CompositePrimaryKey("actor_did", "rkey")
+    actor_did = models.StringField()
+    rkey = models.StringField()
+    subject_uri = models.StringField()
+    subject_did = models.StringField()
+    subject_collection = models.StringField(low_cardinality=True)
+    subject_rkey = models.StringField()
+
+    class Meta:
+        abstract = True
+
+
+class Like(SubjectRecord):
+    class Meta:
+        db_table = "likes"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("actor_did", "rkey"))
+        indexes = [
+            models.Index(fields=["created_at"], name="likes_created_at", type=models.MinMax(), granularity=1),
+            models.Index(fields=["subject_uri"], name="likes_subject_uri", type=models.BloomFilter(0.01), granularity=4),
+        ]
+
+
+class Repost(SubjectRecord):
+    class Meta:
+        db_table = "reposts"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("actor_did", "rkey"))
+        indexes = [
+            models.Index(fields=["created_at"], name="reposts_created_at", type=models.MinMax(), granularity=1),
+            models.Index(fields=["subject_uri"], name="reposts_subject_uri", type=models.BloomFilter(0.01), granularity=4),
+        ]
+
+
+class GraphRecord(FirehoseTable):
+    """A follow or a block: an actor's record pointing at another account."""
+
+    pk = CompositePrimaryKey("actor_did", "rkey")
+    actor_did = models.StringField()
+    rkey = models.StringField()
+    target_did = models.StringField()
+
+    class Meta:
+        abstract = True
+
+
+class Follow(GraphRecord):
+    class Meta:
+        db_table = "follows"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("actor_did", "rkey"))
+        indexes = [
+            models.Index(fields=["created_at"], name="follows_created_at", type=models.MinMax(), granularity=1),
+            models.Index(fields=["target_did"], name="follows_target_did", type=models.BloomFilter(0.01), granularity=4),
+        ]
+
+
+class Block(GraphRecord):
+    class Meta:
+        db_table = "blocks"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("actor_did", "rkey"))
+        indexes = [
+            models.Index(fields=["created_at"], name="blocks_created_at", type=models.MinMax(), granularity=1),
+            models.Index(fields=["target_did"], name="blocks_target_did", type=models.BloomFilter(0.01), granularity=4),
+        ]

@@ -1,0 +1,29 @@
+#!/usr/bin/env python
+"""Skyline's command-line utility."""
+
+import os
+import sys
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skyline.settings")
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management import execute_from_command_line
+
+    from skyline.db.chdb.driver import DataDirectoryLocked
+
+    try:
+        execute_from_command_line(sys.argv)
+    except (ImproperlyConfigured, DataDirectoryLocked) as exc:
+        # A configuration mistake or a held data directory: one line, not a traceback.
+        sys.stderr.write(f"skyline: {exc}\n")
+        sys.exit(1)
+    except Exception as exc:
+        if isinstance(exc.__cause__, DataDirectoryLocked):
+            sys.stderr.write(f"skyline: {exc.__cause__}\n")
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

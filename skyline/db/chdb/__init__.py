@@ -1,0 +1,1 @@
+"""Django database backend for embedded ClickHouse (chDB), built on django-clickhouse-backend."""

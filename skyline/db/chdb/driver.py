@@ -1,0 +1,368 @@
+"""A DB-API 2.0 driver for chDB, shaped like clickhouse-driver's for django-clickhouse-backend.
+
+chDB runs ClickHouse inside this process. It takes SQL text and returns formatted bytes, so this
+driver renders parameters into the SQL (escape.py), asks for JSONCompact output and converts it
+to the Python values clickhouse-driver returns (types.py), and raises clickhouse-driver's DB-API
+exceptions so Django and the backend handle errors as they do with a server.
+"""
+
+import re
+import threading
+
+import chdb
+import orjson
+from clickhouse_driver.dbapi.errors import (  # noqa: F401  (re-exported: Django reads them here)
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+from clickhouse_driver.errors import ServerException
+
+from .escape import escape_insert_value, substitute
+from .types import converter_for
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "pyformat"
+
+# Per-session settings. JSON output made lossless: exact decimals and big integers,
+# nan/inf as strings, tuples as arrays, valid UTF-8 (invalid bytes become U+FFFD). Inserts take
+# ISO datetimes with zones; ALTER UPDATE/DELETE finish before they return, as Django expects.
+SESSION_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 1,
+    "output_format_json_quote_decimals": 1,
+    "output_format_json_quote_denormals": 1,
+    "output_format_json_named_tuples_as_objects": 0,
+    "output_format_json_validate_utf8": 1,
+    "date_time_input_format": "'best_effort'",
+    "mutations_sync": 1,
+}
+
+_CODE = re.compile(r"Code: (\d+)\.")
+_PROGRAMMING_CODES = {46, 47, 60, 62, 81, 16, 36, 42, 43, 44, 48, 115, 390}
+_DATA_CODES = {6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 321, 395}
+_MUTATION = re.compile(r'^ALTER TABLE ("(?:[^"]|\\.)+") (?:UPDATE|DELETE) ', re.IGNORECASE)
+_INSERT_VALUES = re.compile(r"^\s*INSERT\s+INTO\s.*\sVALUES\s*$", re.IGNORECASE | re.DOTALL)
+
+
+class DataDirectoryLocked(OperationalError):
+    """Another process has the chDB data directory open."""
+
+    def __init__(self, path):
+        self.path = path
+        super().__init__(
+            f"The ClickHouse data directory {path} is in use by another process: chDB lets only one "
+            "process open it. Stop that process, or run everything in it with `manage.py serve`, "
+            "or set CLICKHOUSE_URL to use a ClickHouse server."
+        )
+
+
+def _error_from(exc, sql=None):
+    """Map a chDB error (a RuntimeError with 'Code: NN.' in it) to a DB-API error."""
+    message = str(exc)
+    found = _CODE.search(message)
+    code = int(found.group(1)) if found else 0
+    if code in _PROGRAMMING_CODES:
+        cls = ProgrammingError
+    elif code in _DATA_CODES:
+        cls = DataError
+    else:
+        cls = OperationalError
+    # django-clickhouse-backend reads the numeric code from args[0], as clickhouse-driver gives it.
+    return cls(ServerException(message, code))
+
+
+_engine_lock = threading.Lock()
+_engine_anchor = {}
+
+
+def _open(path):
+    """A new chDB session on `path`, keeping the engine up for the life of the process.
+
+    The embedded engine shuts down when its last session closes and takes ~60 ms to start again,
+    so one anchor session is held open per path; sessions opened after it are cheap.
+    """
+    with _engine_lock:
+        try:
+            if path not in _engine_anchor:
+                _engine_anchor[path] = chdb.connect(path)
+            return chdb.connect(path)
+        except RuntimeError as exc:
+            text = str(exc)
+            if "Cannot lock file" in text or "Error initializing EmbeddedServer" in text:
+                raise DataDirectoryLocked(path) from None
+            raise _error_from(exc) from None
+
+
+def release_engine(path):
+    """Let the embedded engine stop once the sessions still open on `path` close."""
+    with _engine_lock:
+        anchor = _engine_anchor.pop(path, None)
+    if anchor is not None:
+        anchor.close()
+
+
+def connect(path, database="default", **_ignored):
+    return Connection(path, database)
+
+
+class Connection:
+    def __init__(self, path, database):
+        self.path = path
+        self.database = database
+        self._session = _open(path)
+        self._lock = threading.Lock()
+        self.closed = False
+        for name, value in SESSION_SETTINGS.items():
+            self.query(f"SET {name} = {value}")
+        self.query(f"USE `{database}`")
+
+    def query(self, sql):
+        """Run one statement; the raw JSONCompact bytes of its result (empty for DDL and inserts)."""
+        if self.closed:
+            raise InterfaceError("connection already closed")
+        with self._lock:
+            try:
+                result = self._session._conn.query(sql, "JSONCompact", params={})
+            except RuntimeError as exc:
+                raise _error_from(exc, sql) from None
+        return result.bytes()
+
+    def insert_rows(self, table, columns, rows):
+        """Stream `rows` (tuples in `columns` order) into `table`; the number of rows written."""
+        head = f"INSERT INTO {table} ({', '.join(columns)})"
+        dumps = orjson.dumps
+        with self._lock:
+            try:
+                inserter = self._session.send_insert(head, "JSONCompactEachRow")
+                inserter.append(b"\n".join(map(dumps, rows)))
+                return inserter.finish().rows_written
+            except RuntimeError as exc:
+                raise _error_from(exc.__cause__ or exc) from None
+
+    def stream(self, sql):
+        """Yield result rows of `sql` a block at a time, from a session of their own."""
+        return StreamingRows(self.path, self.database, sql)
+
+    def cursor(self):
+        return Cursor(self)
+
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self._session.close()
+
+
+def _convert_rows(meta, data):
+    converters = [converter_for(column["type"]) for column in meta]
+    if all(getattr(conv, "__name__", "") == "_identity" for conv in converters):
+        return [tuple(row) for row in data]
+    return [tuple(conv(value) for conv, value in zip(converters, row)) for row in data]
+
+
+def _description(meta):
+    return [(column["name"], column["type"], None, None, None, None, True) for column in meta]
+
+
+class Cursor:
+    arraysize = 1
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.description = None
+        self.rowcount = -1
+        self.columnar = None
+        self._rows = []
+        self._position = 0
+
+    def execute(self, operation, parameters=None):
+        if _INSERT_VALUES.match(operation) and parameters and isinstance(parameters[0], (list, tuple)):
+            sql = operation + " " + ",".join("(" + ",".join(map(escape_insert_value, row)) + ")" for row in parameters)
+            self._run(sql)
+            self.rowcount = len(parameters)
+            return
+        sql = operation if parameters is None else substitute(operation, parameters)
+        counted = self._count_mutated_rows(sql)
+        self._run(sql)
+        if counted is not None:
+            self.rowcount = counted
+
+    def executemany(self, operation, seq_of_parameters):
+        rows = list(seq_of_parameters)
+        if _INSERT_VALUES.match(operation):
+            self.execute(operation, rows)
+            return
+        total = 0
+        for parameters in rows:
+            self.execute(operation, parameters)
+            total += max(self.rowcount, 0)
+        self.rowcount = total
+
+    def _count_mutated_rows(self, sql):
+        """ALTER UPDATE/DELETE report no row count; count the rows they will touch first."""
+        match = _MUTATION.match(sql)
+        if not match:
+            return None
+        upper = sql.upper()
+        where_at = upper.rfind(" WHERE ")
+        if where_at < 0:
+            return None
+        settings_at = upper.rfind(" SETTINGS ", where_at)
+        where = sql[where_at + 7 : settings_at if settings_at > 0 else None]
+        self._run(f"SELECT count() FROM {match.group(1)} WHERE {where}")
+        return self._rows[0][0]
+
+    def _run(self, sql):
+        raw = self.connection.query(sql)
+        self._position = 0
+        if not raw:
+            self.description, self._rows, self.rowcount = None, [], -1
+            return
+        result = orjson.loads(raw)
+        meta = result["meta"]
+        self.description = _description(meta)
+        self._rows = _convert_rows(meta, result["data"])
+        self.rowcount = len(self._rows)
+        if self.columnar:
+            self._rows = [tuple(column) for column in zip(*self._rows)] if self._rows else []
+
+    def fetchone(self):
+        if self._position >= len(self._rows):
+            return None
+        row = self._rows[self._position]
+        self._position += 1
+        return row
+
+    def fetchmany(self, size=None):
+        # Always a list: Django's cursor_iter stops on [] (an empty tuple would loop forever).
+        size = size or self.arraysize
+        rows = self._rows[self._position : self._position + size]
+        self._position += len(rows)
+        return rows
+
+    def fetchall(self):
+        rows = self._rows[self._position :]
+        self._position = len(self._rows)
+        return rows
+
+    def __iter__(self):
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self):
+        self._rows = []
+
+    def setinputsizes(self, sizes):
+        pass
+
+    def setoutputsize(self, size, column=None):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class StreamingRows:
+    """A cursor that pulls result blocks as it is read, for QuerySet.iterator().
+
+    chDB runs one query at a time per session, so a stream gets a session of its own and the
+    connection it came from stays free for other queries while it is being read.
+    """
+
+    arraysize = 2000
+
+    def __init__(self, path, database, sql=None):
+        self.connection = Connection(path, database)
+        self.description = None
+        self.rowcount = -1
+        self._stream = None
+        self._pending = []
+        self._buffer = b""
+        self._converters = None
+        if sql is not None:
+            self.execute(sql)
+
+    def execute(self, operation, parameters=None):
+        sql = operation if parameters is None else substitute(operation, parameters)
+        self._close_stream()
+        self._pending, self._buffer, self._converters, self.description = [], b"", None, None
+        try:
+            self._stream = self.connection._session.send_query(sql, "JSONCompactEachRowWithNamesAndTypes")
+        except RuntimeError as exc:
+            raise _error_from(exc, sql) from None
+        self._fill()
+
+    def _fill(self):
+        """Read blocks until some rows are pending or the result ends."""
+        while not self._pending and self._stream is not None:
+            try:
+                chunk = self._stream.fetch()
+            except RuntimeError as exc:
+                raise _error_from(exc) from None
+            data = chunk.bytes() if chunk is not None else b""
+            if not data:
+                self._close_stream()
+                break
+            lines = (self._buffer + data).split(b"\n")
+            self._buffer = lines.pop()
+            for line in lines:
+                if not line:
+                    continue
+                values = orjson.loads(line)
+                if self.description is None:
+                    self._names = values
+                    self.description = []
+                elif self._converters is None:
+                    self.description = [
+                        (name, kind, None, None, None, None, True) for name, kind in zip(self._names, values)
+                    ]
+                    self._converters = [converter_for(kind) for kind in values]
+                else:
+                    self._pending.append(tuple(conv(v) for conv, v in zip(self._converters, values)))
+        self._pending.reverse()
+
+    def fetchone(self):
+        if not self._pending:
+            self._fill()
+        return self._pending.pop() if self._pending else None
+
+    def fetchmany(self, size=None):
+        size = size or self.arraysize
+        rows = []
+        while len(rows) < size and (row := self.fetchone()) is not None:
+            rows.append(row)
+        return rows
+
+    def fetchall(self):
+        return self.fetchmany(float("inf"))
+
+    def _close_stream(self):
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def close(self):
+        self._close_stream()
+        self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -1,0 +1,109 @@
+"""Read settings from the environment: tiny typed readers that name the variable on a bad value."""
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Environment:
+    def __init__(self, environ):
+        self.environ = environ
+
+    def str(self, name, default=""):
+        return self.environ.get(name, default).strip()
+
+    def bool(self, name, default=False):
+        raw = self.environ.get(name)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no), not {raw!r}")
+
+    def int(self, name, default, minimum=None):
+        raw = self.environ.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+        return value
+
+    def float(self, name, default, minimum=None):
+        raw = self.environ.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+        return value
+
+    def list(self, name, default=()):
+        raw = self.environ.get(name)
+        if raw is None:
+            return list(default)
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def url(self, name, default="", schemes=("http", "https")):
+        """A URL with one of `schemes` and a host; the default when unset; '' stays ''."""
+        value = self.str(name, default)
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            allowed = ", ".join(f"{scheme}://" for scheme in schemes)
+            shown = _without_password(value)
+            raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed} and naming a host, not {shown!r}")
+        return value
+
+    def did(self, name, default=""):
+        value = self.str(name, default)
+        if value and not (value.startswith(("did:plc:", "did:web:")) and len(value) > 8):
+            raise ImproperlyConfigured(f"{name} must be a did:plc: or did:web: identifier, not {value!r}")
+        return value
+
+
+def _without_password(url):
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def clickhouse_server(url):
+    """DATABASES entry for CLICKHOUSE_URL (clickhouse://user:password@host:port/database)."""
+    parts = urlsplit(url)
+    options = {"settings": {"mutations_sync": 1}}
+    if parts.scheme == "clickhouses":
+        options["secure"] = True
+    return {
+        "ENGINE": "skyline.db.clickhouse",
+        "HOST": parts.hostname,
+        "PORT": parts.port or (9440 if parts.scheme == "clickhouses" else 9000),
+        "NAME": parts.path.lstrip("/") or "default",
+        "USER": parts.username or "default",
+        "PASSWORD": parts.password or "",
+        "OPTIONS": options,
+        "CONN_MAX_AGE": None,
+    }
+
+
+def service_did(endpoint):
+    """did:web of SERVICE_ENDPOINT's host (with a port only for localhost, as did:web encodes it)."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname
+    if parts.port and host in ("localhost", "127.0.0.1"):
+        return f"did:web:{host}%3A{parts.port}"
+    return f"did:web:{host}"

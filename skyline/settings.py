@@ -1,0 +1,154 @@
+"""Skyline's settings, read once from the environment.
+
+With no settings at all Skyline runs embedded: ClickHouse in process (chDB) and SQLite, both
+under SKYLINE_DATA_DIR, with an in-process cache and task runner. CLICKHOUSE_URL, DATABASE_URL
+and REDIS_URL move each store to a server.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from skyline.env import Environment, clickhouse_server, service_did
+
+env = Environment(os.environ)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env.str("SKYLINE_DATA_DIR") or BASE_DIR / "var").resolve()
+try:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"SKYLINE_DATA_DIR {str(DATA_DIR)!r} cannot be created: {exc.strerror}") from None
+
+
+def _secret_key():
+    """SECRET_KEY, or one generated on first start and kept (readable by us only) in the data dir."""
+    given = env.str("SECRET_KEY")
+    if given:
+        return given
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DEBUG", False)
+
+# The public services by default; tests and operators point these elsewhere.
+JETSTREAM_URL = env.url("JETSTREAM_URL", "wss://jetstream1.us-east.bsky.network/subscribe", ("ws", "wss"))
+PLC_URL = env.url("PLC_URL", "https://plc.directory").rstrip("/")
+SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
+SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
+FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+_service_host = SERVICE_ENDPOINT.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+if _service_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_service_host)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "apps.indexer",
+    "apps.feeds",
+    "apps.search",
+    "apps.accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "skyline.urls"
+WSGI_APPLICATION = "skyline.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+CLICKHOUSE_URL = env.url("CLICKHOUSE_URL", "", ("clickhouse", "clickhouses"))
+CLICKHOUSE_PATH = DATA_DIR / "clickhouse"
+DATABASE_URL = env.url("DATABASE_URL", "", ("postgres", "postgresql", "sqlite"))
+
+if DATABASE_URL:
+    _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+else:
+    _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "skyline.sqlite3"}
+
+if CLICKHOUSE_URL:
+    _clickhouse_db = clickhouse_server(CLICKHOUSE_URL)
+else:
+    _clickhouse_db = {
+        "ENGINE": "skyline.db.chdb",
+        "NAME": "default",
+        "OPTIONS": {"path": CLICKHOUSE_PATH},
+        # Sessions are kept: reopening costs little, but there is no reason to pay it per request.
+        "CONN_MAX_AGE": None,
+    }
+
+DATABASES = {"default": _default_db, "clickhouse": _clickhouse_db}
+DATABASE_ROUTERS = ["skyline.routers.ClickhouseRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.url("REDIS_URL", "", ("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "skyline"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+# The admin's static files are served by the app itself (WhiteNoise), from the finders in
+# development and from STATIC_ROOT (collectstatic) in production.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
+}

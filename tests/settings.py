@@ -1,0 +1,10 @@
+"""Test settings: Skyline's own, on a fresh temporary data directory (never the developer's ./var)."""
+
+import os
+import tempfile
+
+os.environ["SKYLINE_DATA_DIR"] = tempfile.mkdtemp(prefix="skyline-test-")
+
+from skyline.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
