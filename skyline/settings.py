@@ -43,6 +43,9 @@ DEBUG = env.bool("DEBUG", False)
 # The public services by default; tests and operators point these elsewhere.
 JETSTREAM_URL = env.url("JETSTREAM_URL", "wss://jetstream1.us-east.bsky.network/subscribe", ("ws", "wss"))
 PLC_URL = env.url("PLC_URL", "https://plc.directory").rstrip("/")
+# Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
+# XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.
+HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
 SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)

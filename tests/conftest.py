@@ -1,4 +1,8 @@
+import pytest
+from django.core.cache import cache
 from django.db import connections
+
+from tests.servers import PlcDirectory
 
 BOTH_STORES = ["default", "clickhouse"]
 
@@ -8,3 +12,14 @@ def query(sql, params=None):
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@pytest.fixture
+def plc(settings):
+    """A PLC directory (and handle resolver) on loopback that Skyline is pointed at."""
+    with PlcDirectory() as directory:
+        settings.PLC_URL = directory.url
+        settings.HANDLE_RESOLVER_URL = directory.url
+        cache.clear()
+        yield directory
+    cache.clear()

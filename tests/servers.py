@@ -1,0 +1,114 @@
+"""Real HTTP servers on loopback for the tests: a PLC directory, and a base for PDS-like servers."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class Request:
+    def __init__(self, handler, body):
+        parts = urlsplit(handler.path)
+        self.method = handler.command
+        self.path = parts.path
+        self.query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        self.query_lists = parse_qs(parts.query)
+        self.headers = handler.headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body or b"null")
+
+
+def json_response(payload, status=200, headers=None):
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(payload).encode()
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 that answers with `self.handle(request)`.
+
+    `handle` returns (status, headers, body bytes). Every request is kept in `self.requests`.
+    Use as a context manager; `self.url` is its base URL.
+    """
+
+    def __init__(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Request(self, self.rfile.read(length) if length else b"")
+                server.requests.append(request)
+                status, headers, body = server.handle(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = []
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def handle(self, request):
+        return json_response({"error": "NotFound", "message": f"no route for {request.path}"}, 404)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def did_document(did, handle=None, signing_key=None, pds=None):
+    """A DID document as the PLC directory serves it. `signing_key` is a multibase key (z...)."""
+    document = {
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": did,
+        "alsoKnownAs": [f"at://{handle}"] if handle else [],
+        "verificationMethod": [],
+        "service": [],
+    }
+    if signing_key:
+        document["verificationMethod"].append(
+            {"id": f"{did}#atproto", "type": "Multikey", "controller": did, "publicKeyMultibase": signing_key}
+        )
+    if pds:
+        document["service"].append({"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds})
+    return document
+
+
+class PlcDirectory(LoopbackServer):
+    """GET /<did> serves DID documents; resolveHandle answers for the handles it knows."""
+
+    def __init__(self):
+        super().__init__()
+        self.documents = {}
+        self.handles = {}
+
+    def add(self, did, handle=None, signing_key=None, pds=None):
+        self.documents[did] = did_document(did, handle, signing_key, pds)
+        if handle:
+            self.handles[handle] = did
+        return self.documents[did]
+
+    def handle(self, request):
+        if request.path == "/xrpc/com.atproto.identity.resolveHandle":
+            did = self.handles.get(request.query.get("handle", ""))
+            if did is None:
+                return json_response({"error": "InvalidRequest", "message": "Unable to resolve handle"}, 400)
+            return json_response({"did": did})
+        document = self.documents.get(request.path.lstrip("/"))
+        if document is None:
+            return json_response({"message": "DID not registered"}, 404)
+        return json_response(document)
