@@ -7,6 +7,7 @@ and REDIS_URL move each store to a server.
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +57,7 @@ if _service_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(_service_host)
 
 INSTALLED_APPS = [
+    "skyline",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -69,6 +71,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "skyline.tracing.TracingMiddleware",
+    "skyline.metrics.RequestMetricsMiddleware",
+    "skyline.health.StoreUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +145,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # The admin's static files are served by the app itself (WhiteNoise), from the finders in
 # development and from STATIC_ROOT (collectstatic) in production.
 WHITENOISE_USE_FINDERS = True
@@ -148,10 +154,29 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Logs: readable lines on a terminal, JSON lines otherwise (production), or as LOG_FORMAT says.
+LOG_FORMAT = env.str("LOG_FORMAT", "auto").lower()
+if LOG_FORMAT not in ("auto", "text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be auto, text or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "auto":
+    LOG_FORMAT = "text" if sys.stderr.isatty() else "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
 }
+
+# Observability: Prometheus metrics for every role; tracing only when an OTLP endpoint is given.
+SERVICE_NAME = env.str("SERVICE_NAME", "skyline")
+OTEL_EXPORTER_OTLP_ENDPOINT = env.url("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", 1.0, minimum=0.0)
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")

@@ -1,0 +1,68 @@
+"""Health, readiness and metrics endpoints, and 503s (not 500s) while a store is down."""
+
+import socket
+
+import pytest
+from django.db import connections
+
+from skyline.db.clickhouse.base import DatabaseWrapper as ServerWrapper
+from tests.conftest import BOTH_STORES
+
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+
+
+def closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def clickhouse_down():
+    """Swap the ClickHouse connection for one to a server that is not there, then put it back."""
+    healthy = connections["clickhouse"]
+    settings_dict = {
+        **healthy.settings_dict, "ENGINE": "skyline.db.clickhouse", "HOST": "127.0.0.1", "PORT": closed_port(),
+        "NAME": "default", "USER": "default", "PASSWORD": "",
+        "OPTIONS": {"connect_timeout": 1, "send_receive_timeout": 1, "sync_request_timeout": 1},
+    }
+    connections["clickhouse"] = ServerWrapper(settings_dict, alias="clickhouse")
+    yield
+    connections["clickhouse"].close()
+    connections["clickhouse"] = healthy
+
+
+def test_healthz_answers_while_the_process_is_up(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_every_store(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "stores": {"relational": "ok", "clickhouse": "ok"}}
+
+
+def test_readyz_is_503_and_names_the_store_that_is_down_then_recovers(client, clickhouse_down):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["stores"]["relational"] == "ok"
+    assert body["stores"]["clickhouse"] != "ok"
+
+
+def test_a_request_that_needs_a_missing_store_gets_a_503_json_error(client, clickhouse_down, settings):
+    settings.ROOT_URLCONF = "tests.urls_probe"
+    response = client.get("/probe")
+    assert response.status_code == 503
+    assert response.json() == {"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."}
+    assert response["Retry-After"] == "5"
+
+
+def test_metrics_count_requests_by_route(client):
+    client.get("/healthz")
+    body = client.get("/metrics").content.decode()
+    assert 'skyline_http_requests_total{method="GET",route="/healthz",status="200"}' in body
+    assert "skyline_http_request_duration_seconds_bucket" in body
