@@ -43,6 +43,15 @@ DEBUG = env.bool("DEBUG", False)
 
 # The public services by default; tests and operators point these elsewhere.
 JETSTREAM_URL = env.url("JETSTREAM_URL", "wss://jetstream1.us-east.bsky.network/subscribe", ("ws", "wss"))
+# The firehose consumer (manage.py consume_firehose). Jetstream's time_us is not monotonic, so a
+# restart resumes this many seconds before the saved cursor (re-delivered events change nothing).
+JETSTREAM_REWIND_SECONDS = env.float("JETSTREAM_REWIND_SECONDS", 5.0, minimum=0)
+JETSTREAM_BATCH_SIZE = env.int("JETSTREAM_BATCH_SIZE", 20_000, minimum=1)
+JETSTREAM_FLUSH_SECONDS = env.float("JETSTREAM_FLUSH_SECONDS", 1.0, minimum=0.01)
+JETSTREAM_RECEIVE_TIMEOUT = env.float("JETSTREAM_RECEIVE_TIMEOUT", 30.0, minimum=0.01)
+JETSTREAM_MAX_EVENT_BYTES = env.int("JETSTREAM_MAX_EVENT_BYTES", 1_000_000, minimum=1024)
+# A zstd dictionary file turns on Jetstream's `compress=true` mode (instead of permessage-deflate).
+JETSTREAM_ZSTD_DICTIONARY = env.str("JETSTREAM_ZSTD_DICTIONARY")
 PLC_URL = env.url("PLC_URL", "https://plc.directory").rstrip("/")
 # Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
 # XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.

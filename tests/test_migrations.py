@@ -65,7 +65,7 @@ def test_read_views_exist():
     views = {name for (name,) in query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'View'"
     )}
-    assert views == {"recent_posts", "post_like_counts"}
+    assert views == {"recent_posts", "post_like_counts", "hidden_accounts"}
 
 
 def test_migrate_on_an_empty_data_directory_creates_the_six_tables(tmp_path):

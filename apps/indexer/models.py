@@ -9,6 +9,7 @@ which hides replaced versions and deleted records.
 """
 
 from clickhouse_backend import models
+from django.db import models as django_models
 from django.db.models import CompositePrimaryKey
 from django.db.models.functions import Now
 
@@ -126,3 +127,67 @@ class Block(GraphRecord):
             models.Index(fields=["created_at"], name="blocks_created_at", type=models.MinMax(), granularity=1),
             models.Index(fields=["target_did"], name="blocks_target_did", type=models.BloomFilter(0.01), granularity=4),
         ]
+
+
+class AccountStatus(models.ClickhouseModel):
+    """The latest Jetstream account event of each DID.
+
+    An account that is deleted, taken down, deactivated or suspended stays in the tables (it may come
+    back), so readers hide it through the `hidden_accounts` view instead.
+    """
+
+    did = models.StringField(primary_key=True)
+    active = models.UInt8Field()
+    status = models.StringField(low_cardinality=True)
+    seq = models.Int64Field()
+    changed_at = models.DateTime64Field(precision=6)
+    indexed_at = models.DateTime64Field(precision=6, db_default=Now())
+    time_us = models.Int64Field()
+
+    class Meta:
+        db_table = "account_statuses"
+        engine = models.ReplacingMergeTree("time_us", order_by=("did",))
+
+
+class Identity(models.ClickhouseModel):
+    """The latest Jetstream identity event of each DID; `handle` is '' when the event did not carry one."""
+
+    did = models.StringField(primary_key=True)
+    handle = models.StringField()
+    seq = models.Int64Field()
+    changed_at = models.DateTime64Field(precision=6)
+    indexed_at = models.DateTime64Field(precision=6, db_default=Now())
+    time_us = models.Int64Field()
+
+    class Meta:
+        db_table = "identities"
+        engine = models.ReplacingMergeTree("time_us", order_by=("did",))
+
+
+class RejectedEvent(models.ClickhouseModel):
+    """The dead letters: firehose events the consumer could not index, kept raw for inspection."""
+
+    pk = CompositePrimaryKey("reason", "received_at")
+    received_at = models.DateTime64Field(precision=6)
+    reason = models.StringField(low_cardinality=True)
+    detail = models.StringField()
+    raw = models.StringField()
+
+    class Meta:
+        db_table = "firehose_rejects"
+        engine = models.MergeTree(order_by=("reason", "received_at"))
+
+
+class FirehoseCursor(django_models.Model):
+    """Where the consumer resumes when there is no Redis: the Jetstream time_us up to which every
+    received event has been written."""
+
+    name = django_models.CharField(max_length=64, primary_key=True)
+    time_us = django_models.BigIntegerField()
+    saved_at = django_models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "indexer_firehose_cursor"
+
+    def __str__(self):
+        return f"{self.name} at {self.time_us}"

@@ -1,0 +1,179 @@
+"""The firehose consumer: read events (from Jetstream or a recording), batch their rows, hand the
+batches to the writer, which writes them and then saves the cursor.
+
+`Consumer.run()` returns when a replay is done or after `stop()` (thread-safe, so another command
+can run the consumer in a thread); installing signal handlers is left to the caller.
+"""
+
+import logging
+import threading
+import time
+from contextlib import closing
+
+import websockets
+from django.conf import settings
+
+from apps.indexer import metrics
+from apps.indexer.cursor import cursor_store
+from apps.indexer.jetstream import Backoff, JetstreamClient, SilentStream
+from apps.indexer.replay import open_replay
+from apps.indexer.rows import RowBatch, collection_matcher
+from apps.indexer.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        url=None,
+        collections=(),
+        cursor=None,
+        replay=None,
+        zstd_dictionary=None,
+        batch_size=None,
+        flush_seconds=None,
+        rewind_seconds=None,
+        receive_timeout=None,
+        max_event_bytes=None,
+        progress=None,
+        cursor_name="jetstream",
+    ):
+        """Follow Jetstream at `url` (default JETSTREAM_URL), or read the recording at `replay`.
+
+        `cursor` (time_us) overrides where following starts; otherwise it resumes from the saved
+        cursor, `rewind_seconds` earlier. `zstd_dictionary` (bytes) asks for zstd frames. A replay
+        saves no cursor: a recording says nothing about where the live stream is. `progress` is a
+        tqdm-like class to show a replay's progress with.
+        """
+        self.url = url or settings.JETSTREAM_URL
+        self.collections = list(collections)
+        self.start_cursor = cursor
+        self.replay = replay
+        self.zstd_dictionary = zstd_dictionary
+        self.batch_size = batch_size or settings.JETSTREAM_BATCH_SIZE
+        self.flush_seconds = flush_seconds or settings.JETSTREAM_FLUSH_SECONDS
+        rewind = settings.JETSTREAM_REWIND_SECONDS if rewind_seconds is None else rewind_seconds
+        self.rewind_us = int(rewind * 1_000_000)
+        self.receive_timeout = receive_timeout or settings.JETSTREAM_RECEIVE_TIMEOUT
+        self.max_event_bytes = max_event_bytes or settings.JETSTREAM_MAX_EVENT_BYTES
+        self.progress = progress
+        self.cursor = None if replay else cursor_store(cursor_name)
+        self.writer = None
+        self._wanted = collection_matcher(self.collections) if self.collections else None
+        self._stopping = threading.Event()
+        self._batch = self._new_batch()
+        self._deadline = time.monotonic() + self.flush_seconds
+        self._newest = None
+
+    def stop(self):
+        """Stop reading; run() then writes what it has, saves the cursor and returns."""
+        self._stopping.set()
+
+    def run(self):
+        self.writer = Writer(self.cursor).start()
+        try:
+            if self.replay:
+                self._replay()
+            else:
+                self._follow()
+        finally:
+            try:
+                self._flush()
+            finally:
+                self.writer.close()
+
+    def _new_batch(self):
+        return RowBatch(self.max_event_bytes, self._wanted)
+
+    def _flush(self):
+        self._deadline = time.monotonic() + self.flush_seconds
+        batch = self._batch
+        if not batch.events:
+            return
+        if batch.max_time_us is not None and (self._newest is None or batch.max_time_us > self._newest):
+            self._newest = batch.max_time_us
+        self._batch = self._new_batch()
+        self.writer.submit(batch)
+
+    def _replay(self):
+        stopping = self._stopping.is_set
+        size = self.batch_size
+        with open_replay(self.replay) as replay:
+            bar = self.progress(total=replay.size, unit="B", unit_scale=True) if self.progress else None
+            batch = self._batch
+            for line in replay.lines:
+                if line.isspace():
+                    continue
+                batch.add(line)
+                if batch.events >= size:
+                    self._flush()
+                    batch = self._batch
+                    if bar is not None and replay.size:
+                        bar.update(replay.position() - bar.n)
+                if stopping():
+                    break
+            if bar is not None:
+                if replay.size:
+                    bar.update(replay.size - bar.n)
+                bar.close()
+
+    def _resume_cursor(self):
+        """Where to (re)connect: just before the newest event seen, else the given or saved cursor."""
+        newest = self._newest
+        if self._batch.max_time_us is not None and (newest is None or self._batch.max_time_us > newest):
+            newest = self._batch.max_time_us
+        if newest is not None:
+            return max(0, newest - self.rewind_us)
+        if self.start_cursor is not None:
+            return self.start_cursor
+        saved = self.cursor.load()
+        return None if saved is None else max(0, saved - self.rewind_us)
+
+    def _follow(self):
+        client = JetstreamClient(
+            self.url, self.collections, zstd_dictionary=self.zstd_dictionary, receive_timeout=self.receive_timeout
+        )
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            cursor = self._resume_cursor()
+            logger.info("firehose: connecting to %s", client.subscribe_url(cursor))
+            received = self._receive(client, cursor)
+            if self._stopping.is_set():
+                break
+            if received:
+                backoff.reset()
+            self._flush()
+            delay = backoff.next_delay()
+            logger.info("firehose: reconnecting in %.1f s", delay)
+            self._stopping.wait(delay)
+
+    def _receive(self, client, cursor):
+        """Index one connection's events until it ends; whether any arrived."""
+        received = False
+        size = self.batch_size
+        stopping = self._stopping.is_set
+        try:
+            with closing(client.events(cursor, tick=min(self.flush_seconds, 1.0))) as events:
+                for raw in events:
+                    if raw is not None:
+                        received = True
+                        if type(raw) is bytes:
+                            self._batch.add(raw)
+                        else:
+                            self._batch.add_undecodable(raw.raw, raw.detail)
+                    if self._batch.events >= size or time.monotonic() >= self._deadline:
+                        self._flush()
+                    if stopping():
+                        return received
+            cause = "closed"
+            logger.warning("firehose: Jetstream closed the connection")
+        except SilentStream as exc:
+            cause = "silent"
+            logger.warning("firehose: %s; reconnecting", exc)
+        except (OSError, websockets.WebSocketException) as exc:
+            cause = "error"
+            logger.warning("firehose: connection failed: %r", exc)
+        metrics.RECONNECTS.labels(cause).inc()
+        return received

@@ -1,0 +1,77 @@
+"""`manage.py consume_firehose`: index the Jetstream firehose (or a recording of it) into ClickHouse."""
+
+import signal
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from apps.indexer.consumer import Consumer
+from apps.indexer.rows import is_collection_pattern
+from apps.indexer.writer import WriteFailed
+
+MAX_COLLECTIONS = 100
+
+
+class Command(BaseCommand):
+    help = (
+        "Follow Jetstream (JETSTREAM_URL) and index every event; resumes from the saved cursor. "
+        "With --replay, index a recording (JSON lines, .gz or .zst, - for stdin) and exit."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--collections",
+            default="",
+            help="comma-separated NSIDs or prefixes ending in .* (Jetstream wantedCollections); default all",
+        )
+        parser.add_argument("--cursor", type=int, help="start at this time_us instead of the saved cursor")
+        parser.add_argument("--replay", metavar="PATH", help="read events from PATH instead of Jetstream")
+        parser.add_argument(
+            "--zstd-dictionary",
+            metavar="PATH",
+            default=settings.JETSTREAM_ZSTD_DICTIONARY,
+            help="ask Jetstream for zstd frames made with this dictionary (instead of permessage-deflate)",
+        )
+
+    def handle(self, *args, collections, cursor, replay, zstd_dictionary, **options):
+        wanted = [item.strip() for item in collections.split(",") if item.strip()]
+        bad = [item for item in wanted if not is_collection_pattern(item)]
+        if bad:
+            raise CommandError(f"--collections: {', '.join(bad)} is not an NSID or a prefix ending in .*")
+        if len(set(wanted)) > MAX_COLLECTIONS:
+            raise CommandError(f"--collections: Jetstream takes at most {MAX_COLLECTIONS}")
+        if cursor is not None and cursor < 0:
+            raise CommandError("--cursor must be a time_us (microseconds since 1970), not negative")
+        if replay and replay != "-" and not Path(replay).is_file():
+            raise CommandError(f"--replay: no such file: {replay}")
+        dictionary = None
+        if zstd_dictionary and not replay:
+            try:
+                dictionary = Path(zstd_dictionary).read_bytes()
+            except OSError as exc:
+                raise CommandError(f"--zstd-dictionary: cannot read {zstd_dictionary}: {exc.strerror}") from None
+
+        consumer = Consumer(
+            collections=sorted(set(wanted)),
+            cursor=cursor,
+            replay=replay,
+            zstd_dictionary=dictionary,
+            progress=tqdm if replay and sys.stderr.isatty() else None,
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: consumer.stop())
+        try:
+            consumer.run()
+        except WriteFailed as exc:
+            raise CommandError(str(exc)) from None
+        writer = consumer.writer
+        rejected = sum(writer.rejects.values())
+        self.stdout.write(
+            f"indexed {writer.events_written - rejected} events, rejected {rejected}"
+            + (f" ({', '.join(f'{reason}: {count}' for reason, count in sorted(writer.rejects.items()))})"
+               if rejected else "")
+            + (f"; cursor {writer.written_time_us}" if consumer.cursor is not None else "")
+        )

@@ -1,0 +1,373 @@
+"""Jetstream events to table rows: the consumer's hot path, with no database in it.
+
+A RowBatch takes raw events (bytes of JSON) one at a time and appends plain tuples to one list per
+table, in each table's COLUMNS order, ready for `insert_rows`. An event that cannot be indexed is
+rejected whole (none of its rows are kept) with a reason from REASONS, and its raw bytes go to the
+dead-letter table. Every check is a type test or a compiled regex: this runs ~30,000 times a second.
+"""
+
+import datetime
+import re
+
+import orjson
+
+UTC = datetime.timezone.utc
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+# DateTime64(6) holds 1900..2299; a createdAt outside a sane window falls back to the event time.
+EARLIEST = datetime.datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime.datetime(2200, 1, 1, tzinfo=UTC)
+# time_us must be a plausible unix-microsecond time (2009..2200), not a relay seq or garbage.
+MIN_TIME_US = 1_230_768_000_000_000
+MAX_TIME_US = 7_258_118_400_000_000
+
+MAX_RECORD_DEPTH = 32
+MAX_DEAD_LETTER_BYTES = 65_536
+MAX_HANDLE_LENGTH = 253
+MAX_STATUS_LENGTH = 64
+MAX_INT64 = 2**63
+
+_DID = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]{0,2040}[a-zA-Z0-9._-]")
+_NSID = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63}){1,10}\.[a-zA-Z][a-zA-Z0-9]{0,62}")
+_RKEY = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._:~-]{1,512}")
+_AT_URI = re.compile(
+    r"at://(did:[a-z]+:[a-zA-Z0-9._:%-]{0,2040}[a-zA-Z0-9._-])"
+    r"/([a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63}){1,10}\.[a-zA-Z][a-zA-Z0-9]{0,62})"
+    r"/((?!\.{1,2}$)[A-Za-z0-9._:~-]{1,512})"
+)
+
+POST = "app.bsky.feed.post"
+LIKE = "app.bsky.feed.like"
+REPOST = "app.bsky.feed.repost"
+FOLLOW = "app.bsky.graph.follow"
+BLOCK = "app.bsky.graph.block"
+_MEDIA_EMBEDS = frozenset({"app.bsky.embed.images", "app.bsky.embed.video"})
+
+COLUMNS = {
+    "repo_records": ("repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"),
+    "posts": ("did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri", "root_uri",
+              "deleted", "time_us"),
+    "likes": ("actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
+              "created_at", "deleted", "time_us"),
+    "reposts": ("actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
+                "created_at", "deleted", "time_us"),
+    "follows": ("actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"),
+    "blocks": ("actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"),
+    "account_statuses": ("did", "active", "status", "seq", "changed_at", "time_us"),
+    "identities": ("did", "handle", "seq", "changed_at", "time_us"),
+    "firehose_rejects": ("received_at", "reason", "detail", "raw"),
+}
+
+REASONS = (
+    "malformed_json",
+    "oversized",
+    "not_an_object",
+    "invalid_did",
+    "invalid_time_us",
+    "unknown_kind",
+    "invalid_commit",
+    "invalid_operation",
+    "invalid_collection",
+    "invalid_rkey",
+    "invalid_record",
+    "invalid_at_uri",
+    "too_deep",
+    "invalid_identity",
+    "invalid_account",
+    "undecodable_frame",
+)
+
+# Collections that get a label of their own in the metrics; the rest (any NSID can appear) are "other".
+METRIC_COLLECTIONS = frozenset({
+    POST, LIKE, REPOST, FOLLOW, BLOCK, "app.bsky.actor.profile", "app.bsky.graph.listitem", "app.bsky.graph.list",
+    "app.bsky.feed.threadgate", "app.bsky.feed.postgate", "app.bsky.feed.generator", "app.bsky.graph.starterpack",
+    "app.bsky.graph.listblock", "app.bsky.actor.status",
+})
+
+
+class Rejected(Exception):
+    def __init__(self, reason, detail=""):
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _tree_without_cids(value, depth):
+    """`value` with every object key named "cid" removed at any depth (strong refs keep their uri;
+    blob `$link`s stay), refusing trees nested deeper than MAX_RECORD_DEPTH."""
+    if depth > MAX_RECORD_DEPTH:
+        raise Rejected("too_deep", f"record nested deeper than {MAX_RECORD_DEPTH}")
+    depth += 1
+    if type(value) is dict:
+        return {
+            key: _tree_without_cids(item, depth) if type(item) in _CONTAINERS else item
+            for key, item in value.items()
+            if key != "cid"
+        }
+    return [_tree_without_cids(item, depth) if type(item) in _CONTAINERS else item for item in value]
+
+
+_CONTAINERS = (dict, list)
+
+
+def record_json(record):
+    """What repo_records keeps of a record: compact, keys sorted, strong-ref CIDs stripped."""
+    return orjson.dumps(_tree_without_cids(record, 1), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def created_at(value, fallback):
+    """A record's createdAt as an aware datetime, or `fallback` (the event time) when it is not a
+    sane ISO 8601 time."""
+    if type(value) is str:
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return fallback
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        if EARLIEST <= parsed <= LATEST:
+            return parsed
+    return fallback
+
+
+def _subject_parts(subject):
+    """(uri, did, collection, rkey) of a strong ref's at-uri."""
+    if type(subject) is not dict:
+        raise Rejected("invalid_record", "subject is not a strong ref")
+    uri = subject.get("uri")
+    if type(uri) is not str:
+        raise Rejected("invalid_record", "subject.uri is not a string")
+    match = _AT_URI.fullmatch(uri)
+    if match is None:
+        raise Rejected("invalid_at_uri", uri[:200])
+    return (uri, *match.groups())
+
+
+def _reply_uri(reply, key):
+    ref = reply.get(key)
+    if ref is None:
+        return ""
+    if type(ref) is not dict or type(ref.get("uri")) is not str:
+        raise Rejected("invalid_record", f"reply.{key} is not a strong ref")
+    uri = ref["uri"]
+    if _AT_URI.fullmatch(uri) is None:
+        raise Rejected("invalid_at_uri", uri[:200])
+    return uri
+
+
+def has_embedded_media(embed):
+    """Images or a video, directly or as the media of a quote (external links do not count)."""
+    if type(embed) is not dict:
+        return 0
+    kind = embed.get("$type")
+    if kind in _MEDIA_EMBEDS:
+        return 1
+    if kind == "app.bsky.embed.recordWithMedia":
+        media = embed.get("media")
+        return 1 if type(media) is dict and media.get("$type") in _MEDIA_EMBEDS else 0
+    return 0
+
+
+def post_row(did, rkey, record, event_time, time_us):
+    text = record.get("text", "")
+    if type(text) is not str:
+        raise Rejected("invalid_record", "post text is not a string")
+    langs = record.get("langs")
+    langs = [lang for lang in langs if type(lang) is str] if type(langs) is list else []
+    reply = record.get("reply")
+    if type(reply) is dict:
+        parent_uri, root_uri = _reply_uri(reply, "parent"), _reply_uri(reply, "root")
+    elif reply is None:
+        parent_uri = root_uri = ""
+    else:
+        raise Rejected("invalid_record", "reply is not an object")
+    return (did, rkey, f"at://{did}/{POST}/{rkey}", created_at(record.get("createdAt"), event_time), text, langs,
+            has_embedded_media(record.get("embed")), parent_uri, root_uri, 0, time_us)
+
+
+def subject_row(did, rkey, record, event_time, time_us):
+    """A like's or a repost's row: the subject at-uri and its parts."""
+    return (did, rkey, *_subject_parts(record.get("subject")), created_at(record.get("createdAt"), event_time), 0,
+            time_us)
+
+
+def graph_row(did, rkey, record, event_time, time_us):
+    """A follow's or a block's row: the account it points at."""
+    target = record.get("subject")
+    if type(target) is not str or _DID.fullmatch(target) is None:
+        raise Rejected("invalid_did", f"subject {str(target)[:200]!r}")
+    return (did, rkey, target, created_at(record.get("createdAt"), event_time), 0, time_us)
+
+
+def post_tombstone(did, rkey, event_time, time_us):
+    return (did, rkey, f"at://{did}/{POST}/{rkey}", event_time, "", [], 0, "", "", 1, time_us)
+
+
+def subject_tombstone(did, rkey, event_time, time_us):
+    return (did, rkey, "", "", "", "", event_time, 1, time_us)
+
+
+def graph_tombstone(did, rkey, event_time, time_us):
+    return (did, rkey, "", event_time, 1, time_us)
+
+
+# collection -> (table, row of a created or updated record, tombstone of a deleted one)
+SPECIALISED = {
+    POST: ("posts", post_row, post_tombstone),
+    LIKE: ("likes", subject_row, subject_tombstone),
+    REPOST: ("reposts", subject_row, subject_tombstone),
+    FOLLOW: ("follows", graph_row, graph_tombstone),
+    BLOCK: ("blocks", graph_row, graph_tombstone),
+}
+
+
+def collection_matcher(patterns):
+    """A predicate for Jetstream's wantedCollections: exact NSIDs or prefixes ending in `.*`."""
+    exact = frozenset(pattern for pattern in patterns if not pattern.endswith(".*"))
+    prefixes = tuple(pattern[:-1] for pattern in patterns if pattern.endswith(".*"))
+    return lambda collection: collection in exact or collection.startswith(prefixes)
+
+
+def is_collection_pattern(pattern):
+    """Whether Jetstream accepts `pattern` in wantedCollections (an NSID, or whole segments then `.*`)."""
+    if pattern.endswith(".*"):
+        return re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63})*", pattern[:-2]) is not None
+    return _NSID.fullmatch(pattern) is not None
+
+
+class RowBatch:
+    """The rows of a run of events, one list per table, plus what the run covered.
+
+    `max_time_us` is the newest event time seen (rejected events included: they are dealt with
+    too), `counts` counts indexed events by (kind, collection label), `rejects` by reason.
+    """
+
+    def __init__(self, max_event_bytes, wanted=None):
+        self.max_event_bytes = max_event_bytes
+        self.wanted = wanted
+        self.rows = {table: [] for table in COLUMNS}
+        self.events = 0
+        self.max_time_us = None
+        self.counts = {}
+        self.rejects = {}
+        self.last_reject = None
+
+    def add(self, raw):
+        """Index one raw event (bytes); a bad one is rejected, counted and kept as a dead letter."""
+        self.events += 1
+        try:
+            if len(raw) > self.max_event_bytes:
+                raise Rejected("oversized", f"{len(raw)} bytes")
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                # orjson refuses documents nested deeper than 1024 levels before we can look.
+                reason = "too_deep" if "depth limit" in str(exc) else "malformed_json"
+                raise Rejected(reason, str(exc)[:200]) from None
+            self._add_event(event)
+        except Rejected as rejected:
+            self.reject(rejected, raw)
+
+    def add_undecodable(self, raw, detail):
+        """Reject a frame that did not even decompress to an event."""
+        self.events += 1
+        self.reject(Rejected("undecodable_frame", detail), raw)
+
+    def _add_event(self, event):
+        if type(event) is not dict:
+            raise Rejected("not_an_object", type(event).__name__)
+        time_us = event.get("time_us")
+        if type(time_us) is not int or not MIN_TIME_US < time_us < MAX_TIME_US:
+            raise Rejected("invalid_time_us", repr(time_us)[:200])
+        if self.max_time_us is None or time_us > self.max_time_us:
+            self.max_time_us = time_us
+        did = event.get("did")
+        if type(did) is not str or _DID.fullmatch(did) is None:
+            raise Rejected("invalid_did", repr(did)[:200])
+        kind = event.get("kind")
+        if kind == "commit":
+            collection = self._add_commit(did, time_us, event.get("commit"))
+            if collection is None:
+                return
+            key = ("commit", collection if collection in METRIC_COLLECTIONS else "other")
+        elif kind == "identity":
+            self._add_identity(did, time_us, event.get("identity"))
+            key = ("identity", "")
+        elif kind == "account":
+            self._add_account(did, time_us, event.get("account"))
+            key = ("account", "")
+        else:
+            raise Rejected("unknown_kind", repr(kind)[:200])
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def _add_commit(self, did, time_us, commit):
+        """Append a commit's rows; its collection, or None when --collections leaves it out."""
+        if type(commit) is not dict:
+            raise Rejected("invalid_commit", "commit is not an object")
+        collection = commit.get("collection")
+        if type(collection) is not str or _NSID.fullmatch(collection) is None:
+            raise Rejected("invalid_collection", repr(collection)[:200])
+        if self.wanted is not None and not self.wanted(collection):
+            return None
+        rkey = commit.get("rkey")
+        if type(rkey) is not str or _RKEY.fullmatch(rkey) is None:
+            raise Rejected("invalid_rkey", repr(rkey)[:200])
+        operation = commit.get("operation")
+        event_time = EPOCH + datetime.timedelta(microseconds=time_us)
+        specialised = SPECIALISED.get(collection)
+        if operation == "create" or operation == "update":
+            record = commit.get("record")
+            if type(record) is not dict:
+                raise Rejected("invalid_record", "record is not an object")
+            text = record_json(record)
+            if specialised is not None:
+                table, make_row, _ = specialised
+                self.rows[table].append(make_row(did, rkey, record, event_time, time_us))
+            self.rows["repo_records"].append((did, collection, rkey, operation, text, event_time, 0, time_us))
+        elif operation == "delete":
+            if specialised is not None:
+                table, _, make_tombstone = specialised
+                self.rows[table].append(make_tombstone(did, rkey, event_time, time_us))
+            self.rows["repo_records"].append((did, collection, rkey, "delete", "", event_time, 1, time_us))
+        else:
+            raise Rejected("invalid_operation", repr(operation)[:200])
+        return collection
+
+    def _add_identity(self, did, time_us, identity):
+        if type(identity) is not dict:
+            raise Rejected("invalid_identity", "identity is not an object")
+        handle = identity.get("handle", "")
+        if type(handle) is not str or len(handle) > MAX_HANDLE_LENGTH:
+            raise Rejected("invalid_identity", "handle is not a handle")
+        seq = identity.get("seq", 0)
+        if type(seq) is not int or not 0 <= seq < MAX_INT64:
+            raise Rejected("invalid_identity", "seq is not a sequence number")
+        event_time = EPOCH + datetime.timedelta(microseconds=time_us)
+        changed_at = created_at(identity.get("time"), event_time)
+        self.rows["identities"].append((did, handle.lower(), seq, changed_at, time_us))
+
+    def _add_account(self, did, time_us, account):
+        if type(account) is not dict:
+            raise Rejected("invalid_account", "account is not an object")
+        active = account.get("active")
+        if type(active) is not bool:
+            raise Rejected("invalid_account", "active is not a boolean")
+        status = account.get("status", "")
+        if type(status) is not str or len(status) > MAX_STATUS_LENGTH:
+            raise Rejected("invalid_account", "status is not a short string")
+        seq = account.get("seq", 0)
+        if type(seq) is not int or not 0 <= seq < MAX_INT64:
+            raise Rejected("invalid_account", "seq is not a sequence number")
+        event_time = EPOCH + datetime.timedelta(microseconds=time_us)
+        changed_at = created_at(account.get("time"), event_time)
+        self.rows["account_statuses"].append((did, int(active), status, seq, changed_at, time_us))
+
+    def reject(self, rejected, raw):
+        """Count `rejected` (a Rejected) and keep the start of `raw` as a dead letter."""
+        reason = rejected.reason
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+        self.last_reject = rejected
+        kept = raw[:MAX_DEAD_LETTER_BYTES]
+        text = kept.decode("utf-8", "replace") if type(kept) is bytes else kept
+        received_at = datetime.datetime.now(UTC)
+        self.rows["firehose_rejects"].append((received_at, reason, rejected.detail, text))
