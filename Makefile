@@ -16,6 +16,7 @@ $(STAMP): requirements.lock
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py migrate --database clickhouse --noinput
+	$(BIN)/python manage.py ensure_superuser
 	$(BIN)/python manage.py serve
 
 test: setup

@@ -60,6 +60,11 @@ SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)
 
+# The first admin user: `make run` (manage.py ensure_superuser) creates it when no superuser exists yet.
+SUPERUSER_USERNAME = env.str("DJANGO_SUPERUSER_USERNAME")
+SUPERUSER_EMAIL = env.str("DJANGO_SUPERUSER_EMAIL")
+SUPERUSER_PASSWORD = env.str("DJANGO_SUPERUSER_PASSWORD")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 _service_host = SERVICE_ENDPOINT.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
 if _service_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:

@@ -1,0 +1,191 @@
+"""The admin for community labels, their members and API keys.
+
+Members are added by DID or handle (resolved and verified both ways; a failure is shown, never
+swallowed), one at a time or as a pasted list. Every change goes to the admin log (LogEntry), which
+is the history of who changed what. API keys are shown once, on the page that answers their creation.
+"""
+
+import re
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "description", "member_count", "created_at"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("members"))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, label):
+        url = reverse("admin:accounts_actorlabel_changelist") + f"?label__id__exact={label.pk}"
+        return format_html('<a href="{}">{}</a>', url, label.member_count)
+
+
+class MemberForm(forms.ModelForm):
+    identifier = forms.CharField(label="DID or handle", help_text="e.g. alice.bsky.social or did:plc:…")
+
+    class Meta:
+        model = ActorLabel
+        fields = ["label"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if "identifier" in cleaned:
+            try:
+                self.instance.did, self.instance.handle = resolve_actor(cleaned["identifier"])
+            except MembershipError as exc:
+                raise forms.ValidationError({"identifier": str(exc)}) from None
+            label = cleaned.get("label")
+            if label and label.members.filter(did=self.instance.did).exists():
+                raise forms.ValidationError({"identifier": f"{self.instance.did} already holds {label}"})
+        return cleaned
+
+
+class BulkMembersForm(forms.Form):
+    label = forms.ModelChoiceField(Label.objects.all())
+    action = forms.ChoiceField(choices=[("add", "Add these accounts"), ("remove", "Remove these accounts")])
+    identifiers = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 60}),
+        help_text="DIDs or handles, separated by new lines, spaces or commas",
+    )
+
+    def clean_identifiers(self):
+        return [value for value in re.split(r"[\s,]+", self.cleaned_data["identifiers"]) if value]
+
+
+@admin.register(ActorLabel)
+class ActorLabelAdmin(admin.ModelAdmin):
+    form = MemberForm
+    list_display = ["did", "handle", "label", "added_by", "created_at"]
+    list_filter = ["label"]
+    search_fields = ["did", "handle", "label__name"]
+    list_select_related = ["label"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["label", "did", "handle", "added_by", "created_at"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        return ["label", "did", "handle", "added_by", "created_at"] if obj else ["label", "identifier"]
+
+    def has_change_permission(self, request, obj=None):
+        # A membership has nothing to edit: it is added or removed.
+        return False if obj else super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        obj.added_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        bulk = path("bulk/", self.admin_site.admin_view(self.bulk_view), name="accounts_actorlabel_bulk")
+        return [bulk, *super().get_urls()]
+
+    def bulk_view(self, request):
+        """Add or remove a pasted list of accounts; each failure is reported by name."""
+        if not (self.has_add_permission(request) and self.has_delete_permission(request)):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = BulkMembersForm(request.POST or None, initial={"label": request.GET.get("label")})
+        if request.method == "POST" and form.is_valid():
+            label, action = form.cleaned_data["label"], form.cleaned_data["action"]
+            done = 0
+            for identifier in form.cleaned_data["identifiers"]:
+                try:
+                    done += self._apply(request, label, action, identifier)
+                except MembershipError as exc:
+                    messages.error(request, f"Could not {action} {exc}")
+            verb = "added to" if action == "add" else "removed from"
+            messages.success(request, f"{done} account(s) {verb} {label}.")
+            changelist = reverse("admin:accounts_actorlabel_changelist")
+            return HttpResponseRedirect(f"{changelist}?label__id__exact={label.pk}")
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "title": "Add or remove several members"}
+        return TemplateResponse(request, "admin/accounts/actorlabel/bulk.html", context)
+
+    def _apply(self, request, label, action, identifier):
+        if action == "add":
+            member, created = label.add(identifier, added_by=request.user.get_username())
+            if created:
+                self.log_addition(request, member, [{"added": {}}])
+            return int(created)
+        members = label.members_matching(identifier)
+        self.log_deletions(request, members)
+        return members.delete()[0]
+
+
+class NewAPIKeyForm(forms.ModelForm):
+    admin_wide = forms.BooleanField(
+        required=False, label="Admin-wide", help_text="may manage every label (instead of choosing one)"
+    )
+
+    class Meta:
+        model = APIKey
+        fields = ["name", "label"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("label")) == cleaned.get("admin_wide", False):
+            raise forms.ValidationError("Choose one label, or tick admin-wide (not both).")
+        return cleaned
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["label", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "lookup", "label__name"]
+    list_select_related = ["label", "created_by"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = NewAPIKeyForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "label", "admin_wide"]
+        return ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        # Keys are revoked, not deleted, so the record of who could do what stays.
+        return False
+
+    @admin.display(description="key")
+    def shown_prefix(self, key):
+        return f"{key.prefix}…"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by_id = request.user.pk
+            obj.plain_key = obj.issue()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the plain key on this one page (never cached, as every admin page): not in a message,
+        the session or the log."""
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "key": obj,
+                   "plain_key": obj.plain_key, "title": "API key created"}
+        return TemplateResponse(request, "admin/accounts/apikey/created.html", context)
+
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoke()
+            self.log_change(request, key, f"Revoked at {timezone.now():%Y-%m-%d %H:%M:%S} UTC")
+            revoked += 1
+        messages.success(request, f"{revoked} API key(s) revoked.")

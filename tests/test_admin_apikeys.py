@@ -1,0 +1,93 @@
+"""API keys in the admin: created with the plain key shown on one page only, revoked, never deleted."""
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.cache import cache
+from django.db import connection
+
+from apps.accounts.models import APIKey, Label
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = "/admin/accounts/apikey/add/"
+LIST_URL = "/admin/accounts/apikey/"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def every_stored_value():
+    """All text in the relational store (keys, sessions, admin log): where a plain key must not be."""
+    tables = ["accounts_apikey", "django_session", "django_admin_log"]
+    with connection.cursor() as cursor:
+        values = []
+        for table in tables:
+            cursor.execute(f"SELECT * FROM {table}")
+            values.extend(str(value) for row in cursor.fetchall() for value in row)
+    return " ".join(values)
+
+
+def create_key(admin_client, **fields):
+    response = admin_client.post(ADD_URL, fields)
+    assert response.status_code == 200
+    return response
+
+
+def test_a_created_key_is_shown_once_and_stored_only_as_a_hash(admin_client):
+    mpls = Label.objects.create(name="mpls")
+    response = create_key(admin_client, name="mpls moderators", label=mpls.pk)
+    key = APIKey.objects.get()
+    plain = response.context["plain_key"]
+    assert plain.startswith(f"sky_{key.lookup}_")
+    assert f'<code id="api-key"' in response.text and plain in response.text
+    assert "no-store" in response["Cache-Control"]
+    assert (key.name, key.label, key.created_by.username) == ("mpls moderators", mpls, "admin")
+    assert APIKey.objects.authenticate(plain) == key
+
+    assert plain not in every_stored_value()
+    for page in [LIST_URL, f"{LIST_URL}{key.pk}/change/", "/admin/"]:
+        shown = admin_client.get(page)
+        assert shown.status_code == 200
+        assert plain not in shown.text
+    assert f"{key.prefix}…" in admin_client.get(LIST_URL).text
+    assert LogEntry.objects.get(object_id=str(key.pk)).action_flag == ADDITION
+
+
+def test_a_key_needs_one_label_or_admin_wide(admin_client):
+    mpls = Label.objects.create(name="mpls")
+    for fields in [{"name": "none"}, {"name": "both", "label": mpls.pk, "admin_wide": "on"}]:
+        response = admin_client.post(ADD_URL, fields)
+        assert response.status_code == 200
+        assert "Choose one label, or tick admin-wide (not both)." in response.text
+    assert not APIKey.objects.exists()
+    create_key(admin_client, name="admins", admin_wide="on")
+    assert APIKey.objects.get().scope == "all labels"
+
+
+def test_revoking_in_the_admin_stops_the_key_and_is_logged(admin_client):
+    key, plain = APIKey.objects.create_key("old")
+    assert APIKey.objects.authenticate(plain) == key
+    response = admin_client.post(LIST_URL, {"action": "revoke", "_selected_action": [key.pk]}, follow=True)
+    assert "1 API key(s) revoked." in response.text
+    assert APIKey.objects.get().revoked_at is not None
+    assert APIKey.objects.authenticate(plain) is None
+    assert LogEntry.objects.get(object_id=str(key.pk)).action_flag == CHANGE
+
+
+def test_keys_cannot_be_deleted_only_revoked(admin_client):
+    key, _ = APIKey.objects.create_key("old")
+    assert admin_client.get(f"{LIST_URL}{key.pk}/delete/").status_code == 403
+
+
+def test_the_admin_is_for_staff_only(client, django_user_model):
+    assert client.get(LIST_URL).status_code == 302
+    django_user_model.objects.create_user("visitor", password="pw")
+    client.login(username="visitor", password="pw")
+    response = client.get(LIST_URL)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert client.post(ADD_URL, {"name": "x", "admin_wide": "on"}).status_code == 302
+    assert not APIKey.objects.exists()
