@@ -59,6 +59,10 @@ HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
 SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)
+# How long a computed feed list stays pageable (a cursor into an older list ends the feed), and
+# how long feed request analytics and interactions are kept.
+FEED_SNAPSHOT_SECONDS = env.int("FEED_SNAPSHOT_SECONDS", 3600, minimum=60)
+FEED_ANALYTICS_DAYS = env.int("FEED_ANALYTICS_DAYS", 90, minimum=1)
 
 # The first admin user: `make run` (manage.py ensure_superuser) creates it when no superuser exists yet.
 SUPERUSER_USERNAME = env.str("DJANGO_SUPERUSER_USERNAME")

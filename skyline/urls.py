@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from apps.feeds.api import api as feed_api
 from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
 
@@ -9,4 +10,6 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
+    # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.*
+    path("", feed_api.urls),
 ]

@@ -1,0 +1,74 @@
+"""The feeds being served, as plain data cached for every process, and the label memberships they check.
+
+A request must not query the relational store: the enabled feeds are read once into `FeedSpec`s
+and kept in Django's cache (shared through Redis when configured) until a feed is saved or
+deleted. Label memberships are cached for the feed's refresh interval, so a member added or
+removed in the admin counts within that interval.
+"""
+
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from apps.accounts.models import ActorLabel
+
+from .models import PIN, Feed, post_uris
+
+REGISTRY_KEY = "feeds:registry"
+REGISTRY_TTL = 300
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    alias: str
+    uri: str
+    kind: str
+    parameters: dict
+    private: bool
+    label_id: int | None
+    pinned: tuple
+    placeholder: tuple
+
+    @classmethod
+    def of(cls, feed):
+        return cls(
+            alias=feed.alias,
+            uri=feed.uri,
+            kind=feed.kind,
+            parameters=feed.effective_parameters(),
+            private=feed.private,
+            label_id=feed.label_id,
+            pinned=tuple({"post": uri, "reason": PIN} for uri in post_uris(feed.pinned_posts)),
+            placeholder=tuple({"post": uri} for uri in post_uris(feed.placeholder)),
+        )
+
+    @property
+    def refresh_seconds(self):
+        return self.parameters.get("refresh_seconds", 60)
+
+    def visible_to(self, viewer):
+        """Whether `viewer` (a DID, or None when anonymous) sees this feed's posts."""
+        return not self.private or (viewer is not None and viewer in label_members(self.label_id, self.refresh_seconds))
+
+
+def served_feeds():
+    """The enabled feeds by alias, in the order describeFeedGenerator lists them."""
+    feeds = cache.get(REGISTRY_KEY)
+    if feeds is None:
+        feeds = {feed.alias: FeedSpec.of(feed) for feed in Feed.objects.filter(enabled=True)}
+        cache.set(REGISTRY_KEY, feeds, REGISTRY_TTL)
+    return feeds
+
+
+def forget_served_feeds():
+    cache.delete(REGISTRY_KEY)
+
+
+def label_members(label_id, ttl):
+    """The DIDs holding the label, as of at most `ttl` seconds ago."""
+    key = f"feeds:members:{label_id}"
+    members = cache.get(key)
+    if members is None:
+        members = frozenset(ActorLabel.objects.filter(label_id=label_id).values_list("did", flat=True))
+        cache.set(key, members, ttl)
+    return members
