@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from apps.accounts.api import api as label_api
 from apps.feeds.api import api as feed_api
 from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
@@ -10,6 +11,8 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
+    # The label API serves the seed's paths: /api/admin/... and the legacy /assign_user_to_feed etc.
+    path("", label_api.urls),
     # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.*
     path("", feed_api.urls),
 ]

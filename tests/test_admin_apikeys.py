@@ -6,6 +6,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from apps.accounts.models import APIKey, Label
+from tests.conftest import BOTH_STORES
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,7 @@ def create_key(admin_client, **fields):
     return response
 
 
+@pytest.mark.django_db(databases=BOTH_STORES)  # the admin index shows ClickHouse figures
 def test_a_created_key_is_shown_once_and_stored_only_as_a_hash(admin_client):
     mpls = Label.objects.create(name="mpls")
     response = create_key(admin_client, name="mpls moderators", label=mpls.pk)

@@ -14,7 +14,7 @@ def test_the_first_superuser_comes_from_the_settings_and_is_never_reset(settings
     call_command("ensure_superuser")
     assert capsys.readouterr().out == "Created the superuser root.\n"
     assert client.login(username="root", password="first-password")
-    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/accounts/apikey/").status_code == 200
 
     settings.SUPERUSER_PASSWORD = "second-password"
     call_command("ensure_superuser")

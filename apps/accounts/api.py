@@ -1,0 +1,188 @@
+"""The seed's label API, authenticated by API keys in the X-API-Key header.
+
+Paths, parameters and response shapes are the seed's (`/api/admin/feed_members`, `/api/admin/feeds`
+and the legacy root paths), errors are `{"error": "..."}`. What differs, on purpose:
+- a feed name may be a label (`mpls`) or a feed alias (`a-mpls`) on every endpoint (see
+  `LabelQuerySet.for_feed_name`); the seed matched exactly on some and after the first '-' on others;
+- members may be added by DID as well as by handle; an empty member list is `[]`, not `null`;
+- a client that keeps sending bad keys is refused with 429 for a while, even with a good key, so
+  keys cannot be guessed at speed.
+"""
+
+import math
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.cache import cache
+from django.db.models import Q
+from django.http import JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import APIKeyHeader
+
+from apps.accounts.feed_usage import feeds_with_users
+from apps.accounts.models import APIKey, Label, MembershipError
+from skyline import identity
+
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = 600
+MISSING_KEY = "Missing required API key in X-API-Key header"
+
+
+class TooManyFailures(Exception):
+    """The client sent too many bad keys recently."""
+
+
+def _failure_key(request):
+    return f"apikey:failures:{request.META.get('REMOTE_ADDR', '')}"
+
+
+def _count_failure(request):
+    key = _failure_key(request)
+    cache.add(key, 0, FAILURE_WINDOW)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, FAILURE_WINDOW)
+
+
+class APIKeyAuth(APIKeyHeader):
+    param_name = "X-API-Key"
+
+    def authenticate(self, request, key):
+        if not key:
+            raise AuthenticationError(401, MISSING_KEY)
+        if (cache.get(_failure_key(request)) or 0) >= FAILURE_LIMIT:
+            raise TooManyFailures
+        api_key = APIKey.objects.authenticate(key)
+        if api_key is None:
+            _count_failure(request)
+            raise AuthenticationError(401, "Invalid API key")
+        return api_key
+
+
+api = NinjaAPI(
+    title="Skyline label API",
+    version="1",
+    urls_namespace="label_api",
+    auth=APIKeyAuth(),
+    docs_url="/api/admin/docs",
+    openapi_url="/api/admin/openapi.json",
+    docs_decorator=staff_member_required,
+)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    return JsonResponse({"error": exc.message}, status=exc.status_code)
+
+
+@api.exception_handler(ValidationError)
+def _invalid_parameters(request, exc):
+    fields = ", ".join(".".join(str(part) for part in error["loc"][1:]) for error in exc.errors)
+    return JsonResponse({"error": f"invalid parameters: {fields}"}, status=400)
+
+
+@api.exception_handler(TooManyFailures)
+def _too_many_failures(request, exc):
+    response = JsonResponse({"error": "too many invalid API keys from this client; try again later"}, status=429)
+    response["Retry-After"] = str(FAILURE_WINDOW)
+    return response
+
+
+def _label(request, feed_name, action):
+    """The label `feed_name` names, if the request's key may manage it."""
+    if not feed_name:
+        raise HttpError(400, "feedName is required")
+    label = Label.objects.for_feed_name(feed_name)
+    if label is None and request.auth.label_id is None:
+        raise HttpError(404, f"no label or feed named {feed_name!r}")
+    if label is None or not request.auth.allows(label):
+        raise HttpError(401, f"not authorized: you are not authorized to {action} this feed")
+    return label
+
+
+def _identifier(value, missing):
+    value = (value or "").strip().lstrip("@")
+    if not value:
+        raise HttpError(400, missing)
+    if not (identity.is_handle(value) or identity.is_did(value)):
+        raise HttpError(400, f"invalid handle: {value!r} is neither a handle nor a DID")
+    return value
+
+
+def _assign(request, feedName, handle):
+    label = _label(request, feedName, "assign users to")
+    identifier = _identifier(handle, "handle of user to add to feed is required")
+    try:
+        label.add(identifier, added_by=f"API key {request.auth}")
+    except MembershipError as exc:
+        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
+    return {"message": "success"}
+
+
+def _unassign(request, feedName, handle):
+    label = _label(request, feedName, "remove users from")
+    identifier = _identifier(handle, "handle of user to remove from feed is required")
+    try:
+        label.remove(identifier)
+    except MembershipError as exc:
+        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
+    return {"message": "success"}
+
+
+@api.put("/api/admin/feed_members", summary="Give a label to an account (handle or DID)")
+def assign(request, feedName: str = "", handle: str = ""):
+    return _assign(request, feedName, handle)
+
+
+@api.delete("/api/admin/feed_members", summary="Take a label from an account (handle or DID)")
+def unassign(request, feedName: str = "", handle: str = ""):
+    return _unassign(request, feedName, handle)
+
+
+@api.get("/api/admin/feed_members", summary="A page of a label's members, newest first")
+def members(request, feedName: str = "", limit: int = 25, page: int = 1, search: str = ""):
+    label = _label(request, feedName, "list the members of")
+    limit = 25 if limit <= 0 else min(limit, 100)
+    page = max(page, 1)
+    found = label.members.order_by("-created_at", "-id")
+    if search:
+        found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))
+    total = found.count()
+    rows = found[(page - 1) * limit:page * limit]
+    return {
+        "members": [
+            {"did": row.did, **({"handle": row.handle} if row.handle else {}), "createdAt": row.created_at.isoformat()}
+            for row in rows
+        ],
+        "page": page,
+        "totalPages": math.ceil(total / limit),
+        "totalCount": total,
+    }
+
+
+@api.get("/api/admin/feeds", summary="The feeds, with how many users requested each")
+def feeds(request):
+    return {
+        "feeds": {
+            feed["alias"]: {"feed_type": feed["kind"], "user_count": feed["users"]}
+            for feed in feeds_with_users()
+            if request.auth.label_id is None or feed["label"] == request.auth.label.name
+        }
+    }
+
+
+@api.put("/assign_user_to_feed", summary="Legacy path of PUT /api/admin/feed_members")
+def legacy_assign(request, feedName: str = "", handle: str = ""):
+    return _assign(request, feedName, handle)
+
+
+@api.put("/unassign_user_from_feed", summary="Legacy path of DELETE /api/admin/feed_members")
+def legacy_unassign(request, feedName: str = "", handle: str = ""):
+    return _unassign(request, feedName, handle)
+
+
+@api.get("/feed_members", summary="Legacy: every member's DID, in DID order")
+def legacy_members(request, feedName: str = ""):
+    label = _label(request, feedName, "list the members of")
+    return {"authors": list(label.members.order_by("did").values_list("did", flat=True))}

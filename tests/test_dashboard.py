@@ -1,0 +1,125 @@
+"""The admin index: indexer health, daily statistics as charts and a table, feed usage, from real tables."""
+
+import datetime
+import re
+
+import pytest
+from django.core.cache import cache
+from django.db import connections
+
+from apps.accounts.models import Label
+from apps.feeds.models import Feed
+from apps.indexer import health
+from apps.indexer.cursor import cursor_store
+from tests.conftest import BOTH_STORES, query
+
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime.now(UTC)
+TODAY = datetime.datetime.combine(NOW.date(), datetime.time(1), UTC)
+YESTERDAY = TODAY - datetime.timedelta(days=1)
+POST_COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
+                "root_uri", "deleted", "time_us"]
+SUBJECT_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
+                   "created_at", "deleted", "time_us"]
+GRAPH_COLUMNS = ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def insert(table, columns, rows):
+    connections["clickhouse"].insert_rows(table, columns, rows)
+
+
+def post(did, rkey, created_at, deleted=0, time_us=1):
+    uri = f"at://{did}/app.bsky.feed.post/{rkey}"
+    return (did, rkey, uri, created_at, "hello", ["en"], 0, "", "", deleted, time_us)
+
+
+def like(actor, rkey, created_at, deleted=0, time_us=1):
+    return (actor, rkey, "at://did:plc:a/app.bsky.feed.post/p1", "did:plc:a", "app.bsky.feed.post", "p1",
+            created_at, deleted, time_us)
+
+
+@pytest.fixture
+def indexed():
+    """Two days of activity, with a deleted post and an undone like that must not count."""
+    insert("posts", POST_COLUMNS, [
+        post("did:plc:a", "p1", TODAY), post("did:plc:a", "p2", TODAY), post("did:plc:b", "p3", TODAY),
+        post("did:plc:c", "p4", YESTERDAY),
+        post("did:plc:b", "p5", TODAY), post("did:plc:b", "p5", TODAY, deleted=1, time_us=2),
+    ])
+    insert("likes", SUBJECT_COLUMNS, [
+        like("did:plc:d", "l1", TODAY), like("did:plc:e", "l2", TODAY), like("did:plc:e", "l3", YESTERDAY),
+        like("did:plc:f", "l4", TODAY), like("did:plc:f", "l4", TODAY, deleted=1, time_us=2),
+    ])
+    insert("follows", GRAPH_COLUMNS, [("did:plc:a", "f1", "did:plc:b", TODAY, 0, 1)])
+    insert("blocks", GRAPH_COLUMNS, [("did:plc:g", "b1", "did:plc:a", YESTERDAY, 0, 1),
+                                     ("did:plc:g", "b2", "did:plc:b", YESTERDAY, 0, 1)])
+
+
+def shown_days(page):
+    """{date: [posts, likes, follows, blocks, active]} from the page's daily table."""
+    body = re.search(r'<table id="recent-days">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    return {row[0]: [int(value) for value in row[1:]] for row in cells}
+
+
+def test_the_daily_figures_shown_match_the_tables(admin_client, indexed):
+    page = admin_client.get("/admin/").text
+    days = shown_days(page)
+    today, yesterday = f"{TODAY:%Y-%m-%d}", f"{YESTERDAY:%Y-%m-%d}"
+    assert len(days) == 7
+    assert days[today] == [3, 2, 1, 0, 4]  # active: a, b (posted), d, e (liked; f's like was undone)
+    assert days[yesterday] == [1, 1, 0, 2, 3]  # c posted, e liked, g blocked twice
+    for table, column in [("posts", 0), ("likes", 1), ("follows", 2), ("blocks", 3)]:
+        counted = dict(query(
+            f"SELECT toString(toDate(created_at)), count() FROM {table} FINAL WHERE deleted = 0 GROUP BY 1"
+        ))
+        assert {day: figures[column] for day, figures in days.items() if figures[column]} == counted, table
+
+    assert f"<title>{today}: 3</title>" in page  # the posts chart's bar for today
+    assert f"<title>{yesterday}: 2</title>" in page  # the blocks chart's bar for yesterday
+    assert page.count('<figure class="skyline-chart"') == 5
+
+
+def test_the_indexer_health_is_shown(admin_client):
+    cursor_time = datetime.datetime(2025, 3, 1, 12, 30, 5, tzinfo=UTC)
+    cursor_store().save(int(cursor_time.timestamp() * 1_000_000))
+    health.publish(last_time_us=int(datetime.datetime.now(UTC).timestamp() * 1_000_000) - 2_500_000, events_per_second=1234.5,
+                   rejects={"invalid_json": 3, "bad_did": 1}, last_error="connection reset by peer")
+    page = admin_client.get("/admin/").text
+    health_table = re.search(r'<div class="module" id="indexer-health">(.*?)</div>', page, re.S).group(1)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", health_table))
+    assert "Status running" in text
+    assert f"Cursor 2025-03-01 12:30:05 UTC ({int(cursor_time.timestamp() * 1_000_000)})" in text
+    assert 2.5 <= float(re.search(r"Lag (\d+\.\d) s", text).group(1)) < 60
+    assert "Events per second 1234.5" in text
+    assert "Rejected events 4 (invalid_json: 3, bad_did: 1)" in text
+    assert "Last error connection reset by peer" in text
+
+
+def test_each_feed_shows_its_requests_and_viewers(admin_client):
+    Feed.objects.create(alias="a-mpls", kind="label", label=Label.objects.create(name="mpls"), display_name="M")
+    old = NOW - datetime.timedelta(days=3)
+    rows = [("a-mpls", did, 30, 1, 900, when, 1)
+            for did, when in [("did:plc:a", NOW), ("did:plc:a", NOW), ("", NOW), ("did:plc:b", old)]]
+    insert("feed_request_analytics",
+           ["feed_name", "user_did", "limit_requested", "has_cursor", "latency_us", "requested_at", "time_us"], rows)
+    page = admin_client.get("/admin/").text
+    row = re.search(r"<tr><td>a-mpls</td>(.*?)</tr>", page).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row) == ["label", "mpls", "3", "1", "4", "2"]
+    assert 'href="/admin/feeds/feed/"' in page
+
+
+def test_an_empty_install_renders_zeros_and_no_cursor(admin_client):
+    page = admin_client.get("/admin/").text
+    assert set(map(tuple, shown_days(page).values())) == {(0, 0, 0, 0, 0)}
+    assert "none saved yet" in page and "not reporting" in page
