@@ -238,7 +238,8 @@ class RowBatch:
     """The rows of a run of events, one list per table, plus what the run covered.
 
     `max_time_us` is the newest event time seen (rejected events included: they are dealt with
-    too), `counts` counts indexed events by (kind, collection label), `rejects` by reason.
+    too), `counts` counts indexed events by (kind, collection label), `rejects` by reason, with
+    the first `examples` detail of each.
     """
 
     def __init__(self, max_event_bytes, wanted=None):
@@ -249,7 +250,7 @@ class RowBatch:
         self.max_time_us = None
         self.counts = {}
         self.rejects = {}
-        self.last_reject = None
+        self.examples = {}
 
     def add(self, raw):
         """Index one raw event (bytes); a bad one is rejected, counted and kept as a dead letter."""
@@ -366,8 +367,8 @@ class RowBatch:
         """Count `rejected` (a Rejected) and keep the start of `raw` as a dead letter."""
         reason = rejected.reason
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
-        self.last_reject = rejected
-        kept = raw[:MAX_DEAD_LETTER_BYTES]
-        text = kept.decode("utf-8", "replace") if type(kept) is bytes else kept
+        self.examples.setdefault(reason, rejected.detail)
+        kept = raw.rstrip(b"\r\n")[:MAX_DEAD_LETTER_BYTES]
+        text = kept.decode("utf-8", "replace")
         received_at = datetime.datetime.now(UTC)
         self.rows["firehose_rejects"].append((received_at, reason, rejected.detail, text))

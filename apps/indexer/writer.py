@@ -120,7 +120,7 @@ class Writer:
             metrics.REJECTS.labels(reason).inc(count)
             self.rejects[reason] = self.rejects.get(reason, 0) + count
         self.events_written += batch.events
-        if batch.last_reject is not None:
+        if batch.rejects:
             self._log_rejects(batch)
         now = time.monotonic()
         since, events_then, rate = self._rate
@@ -143,9 +143,10 @@ class Writer:
             logged_at, unlogged = self._reject_log.get(reason, (0.0, 0))
             unlogged += count
             if now - logged_at >= REJECT_LOG_INTERVAL:
-                example = batch.last_reject.detail if batch.last_reject.reason == reason else ""
-                logger.warning("firehose: rejected %d event(s) as %s %s", unlogged, reason, example)
+                logger.warning(
+                    "firehose: rejected %d event(s) as %s, e.g. %s", unlogged, reason, batch.examples[reason]
+                )
                 self._reject_log[reason] = (now, 0)
             else:
                 self._reject_log[reason] = (logged_at, unlogged)
-        self.last_error = f"rejected {batch.last_reject.reason}: {batch.last_reject.detail}"
+            self.last_error = f"rejected as {reason}: {batch.examples[reason]}"

@@ -13,6 +13,7 @@ from apps.indexer.rows import is_collection_pattern
 from apps.indexer.writer import WriteFailed
 
 MAX_COLLECTIONS = 100
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Command(BaseCommand):
@@ -61,12 +62,14 @@ class Command(BaseCommand):
             zstd_dictionary=dictionary,
             progress=tqdm if replay and sys.stderr.isatty() else None,
         )
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: consumer.stop())
+        previous = {signum: signal.signal(signum, lambda *_: consumer.stop()) for signum in STOP_SIGNALS}
         try:
             consumer.run()
         except WriteFailed as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         writer = consumer.writer
         rejected = sum(writer.rejects.values())
         self.stdout.write(
