@@ -1,4 +1,9 @@
-"""The Celery app: Redis as broker when REDIS_URL is set; tasks run in process otherwise."""
+"""The Celery app: Redis as broker when REDIS_URL is set; tasks run in process otherwise.
+
+Production runs `celery -A skyline worker` and `celery -A skyline beat` (schedules from the
+database, edited in the admin). On the embedded default, skyline/scheduler.py runs the same
+scheduled tasks inside the one Skyline process.
+"""
 
 import os
 

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_celery_beat",
     "apps.indexer",
     "apps.feeds",
     "apps.search",
@@ -155,6 +156,23 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_RESULT_EXPIRES = 3600
+# Schedules are rows edited in the admin (django-celery-beat); `celery beat` reads them, and on the
+# embedded default the in-process scheduler (skyline/scheduler.py) reads the same rows.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Repo clean-up jobs keep the seed's limits: applyWrites calls of at most 10 deletes, at most 4 calls
+# a second, 4,000 deletes a run, a run an hour, 30,000 deletes a UTC day. A run that fails transiently
+# is tried again after the retry interval.
+CLEANUP_DELETES_PER_CALL = 10
+CLEANUP_CALLS_PER_SECOND = 4.0
+CLEANUP_DELETES_PER_RUN = 4000
+CLEANUP_DELETES_PER_DAY = 30000
+CLEANUP_RUN_INTERVAL = 3600
+CLEANUP_RETRY_INTERVAL = 300
+# Accounts hosted on Bluesky's PDSs (*.host.bsky.network), and logins by email, sign in here.
+ENTRYWAY_URL = env.url("ENTRYWAY_URL", "https://bsky.social").rstrip("/")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -3,6 +3,7 @@ from django.urls import path
 
 from apps.accounts.api import api as label_api
 from apps.feeds.api import api as feed_api
+from apps.search.api import api as search_api
 from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
 
@@ -15,4 +16,7 @@ urlpatterns = [
     path("", label_api.urls),
     # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.*
     path("", feed_api.urls),
+    # Stats, post search, clean-up jobs, /redir, /list/members. Keep it before any /repo/{did}
+    # route: /repo/cleanup must win.
+    path("", search_api.urls),
 ]

@@ -1,0 +1,54 @@
+"""Members of a Bluesky list, read from the list owner's repository (the seed's /list/members)."""
+
+from skyline import identity
+
+from .links import LinkError, at_uri_for_link, is_rkey, parse_at_uri, resolve_identifier
+from .ratelimit import RateLimiter
+from .repos import Repo, RepoError, record_json
+from .xrpc import XrpcClient, XrpcError
+
+LIST = "app.bsky.graph.list"
+LIST_ITEM = "app.bsky.graph.listitem"
+# Whole-repo downloads are heavy for the PDS and for us: one every 2 seconds per process (the seed's).
+REPO_CHECKOUTS = RateLimiter(0.5)
+CHECKOUT_WAIT_SECONDS = 30
+
+
+def _list_uri(uri):
+    """at://<did>/app.bsky.graph.list/<rkey> for an at-URI or a bsky.app link to a list."""
+    if uri.startswith("https://"):
+        at_uri = at_uri_for_link(uri)
+        if f"/{LIST}/" not in at_uri:
+            raise LinkError(400, "Error parsing URI: not a link to a list")
+        return at_uri
+    try:
+        authority, collection, rkey = parse_at_uri(uri)
+    except LinkError:
+        raise LinkError(400, "Error parsing URI: not an at-URI or a bsky.app list link") from None
+    if collection != LIST or rkey is None or not is_rkey(rkey):
+        raise LinkError(400, f"Error parsing URI: not a {LIST} record")
+    return f"at://{resolve_identifier(authority)}/{LIST}/{rkey}"
+
+
+def list_members(uri):
+    """{"members": [DIDs in repo order, once each], "list": the list record, or {} if it is gone}."""
+    list_uri = _list_uri(uri)
+    did, rkey = list_uri[len("at://"):].split("/")[0], list_uri.rsplit("/", 1)[1]
+    try:
+        pds = identity.pds_endpoint(did)
+    except identity.IdentityError as exc:
+        raise LinkError(502, f"could not find the PDS of {did}: {exc}") from None
+    if not REPO_CHECKOUTS.wait(timeout=CHECKOUT_WAIT_SECONDS):
+        raise LinkError(429, "too many repositories are being read; try again shortly")
+    with XrpcClient(pds, timeout=120) as client:
+        try:
+            repo = Repo(client.get_repo(did))
+        except (XrpcError, RepoError) as exc:
+            raise LinkError(502, f"Error getting repo: {exc}") from None
+    members, record = [], {}
+    for collection, record_rkey, value in repo.records(LIST):
+        if collection == LIST and record_rkey == rkey:
+            record = record_json(value)
+        elif collection == LIST_ITEM and value.get("list") == list_uri and identity.is_did(value.get("subject")):
+            members.append(value["subject"])
+    return {"members": list(dict.fromkeys(members)), "list": record}

@@ -1,0 +1,99 @@
+"""A small XRPC client for a user's PDS: sessions, repo export and writes, over httpx.
+
+Tokens go only into the Authorization header; errors carry the server's error name and
+message, never a token.
+"""
+
+import httpx
+
+USER_AGENT = "skyline/1.0"
+
+
+class XrpcError(Exception):
+    """A failed XRPC call: `status` is 0 when the server could not be reached."""
+
+    def __init__(self, status, error, message=""):
+        self.status = status
+        self.error = error
+        self.message = message
+        super().__init__(f"{error}: {message}" if message else error)
+
+    def says(self, *words):
+        """True when the error name or message mentions any of `words`."""
+        text = f"{self.error} {self.message}"
+        return any(word in text for word in words)
+
+
+class XrpcClient:
+    def __init__(self, host, timeout=60.0):
+        self.host = host.rstrip("/")
+        self._http = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+
+    def close(self):
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _call(self, http_method, nsid, token=None, accept="application/json", **kwargs):
+        headers = {"Accept": accept}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = self._http.request(http_method, f"{self.host}/xrpc/{nsid}", headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise XrpcError(0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            if not isinstance(body, dict):
+                body = {}
+            error = str(body.get("error") or f"HTTP {response.status_code}")
+            raise XrpcError(response.status_code, error, str(body.get("message") or ""))
+        return response
+
+    def _json(self, http_method, nsid, token=None, **kwargs):
+        response = self._call(http_method, nsid, token, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            raise XrpcError(response.status_code, "InvalidResponse", f"{nsid} did not answer JSON") from None
+        if not isinstance(body, dict):
+            raise XrpcError(response.status_code, "InvalidResponse", f"{nsid} did not answer a JSON object")
+        return body
+
+    def create_session(self, identifier, password):
+        """{"did", "accessJwt", "refreshJwt", ...} for an identifier and an (app) password."""
+        body = self._json(
+            "POST", "com.atproto.server.createSession", json={"identifier": identifier, "password": password}
+        )
+        return _session(body)
+
+    def refresh_session(self, refresh_token):
+        """A new session; the PDS rotates the refresh token, so the old one is spent."""
+        return _session(self._json("POST", "com.atproto.server.refreshSession", token=refresh_token))
+
+    def get_session(self, access_token):
+        return self._json("GET", "com.atproto.server.getSession", token=access_token)
+
+    def get_repo(self, did):
+        """The repository of `did` as CAR bytes."""
+        return self._call(
+            "GET", "com.atproto.sync.getRepo", params={"did": did}, accept="application/vnd.ipld.car"
+        ).content
+
+    def apply_writes(self, access_token, repo, writes):
+        return self._json(
+            "POST", "com.atproto.repo.applyWrites", token=access_token, json={"repo": repo, "writes": writes}
+        )
+
+
+def _session(body):
+    if not all(isinstance(body.get(key), str) and body.get(key) for key in ("did", "accessJwt", "refreshJwt")):
+        raise XrpcError(200, "InvalidResponse", "the session has no did or tokens")
+    return body
