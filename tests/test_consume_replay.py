@@ -15,31 +15,13 @@ from django.core.management import CommandError, call_command
 from apps.indexer import health
 from apps.indexer.generator import EventGenerator
 from tests.conftest import BOTH_STORES, query
+from tests.firehose_tables import VISIBLE, actual_state, expected_state, visible
 from tests.firehose_events import ALICE, BOB, CAROL, DAVE, T0, at, like, line, post_uri, story
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
 ROOT = Path(__file__).resolve().parent.parent
 A_POST = post_uri(ALICE, "3lpost000001a")
-VISIBLE = {
-    "repo_records": "SELECT collection, repo, rkey, operation, record_json, time_us FROM repo_records FINAL",
-    "posts": "SELECT did, rkey, uri, created_at, text, langs, has_embedded_media, parent_uri, root_uri, time_us "
-             "FROM posts FINAL",
-    "likes": "SELECT actor_did, rkey, subject_uri, subject_did, subject_collection, subject_rkey, created_at, time_us "
-             "FROM likes FINAL",
-    "reposts": "SELECT actor_did, rkey, subject_uri, created_at, time_us FROM reposts FINAL",
-    "follows": "SELECT actor_did, rkey, target_did, created_at, time_us FROM follows FINAL",
-    "blocks": "SELECT actor_did, rkey, target_did, created_at, time_us FROM blocks FINAL",
-    "identities": "SELECT did, handle, seq, time_us FROM identities FINAL",
-    "account_statuses": "SELECT did, active, status, time_us FROM account_statuses FINAL",
-}
-
-
-def visible():
-    """Everything a reader can see, each table's rows sorted."""
-    return {table: sorted(query(sql)) for table, sql in VISIBLE.items()}
-
-
 def replay(path, *options):
     out = io.StringIO()
     call_command("consume_firehose", "--replay", str(path), *options, stdout=out)
@@ -91,37 +73,6 @@ def test_replaying_twice_changes_nothing_visible(tmp_path):
     first = visible()
     replay(path)
     assert visible() == first
-
-
-def expected_state(events):
-    """What a store that keeps the newest version of each record (and hides deletes) must show."""
-    newest = {}
-    for event in events:
-        if event["kind"] == "commit":
-            key = ("commit", event["commit"]["collection"], event["did"], event["commit"]["rkey"])
-        else:
-            key = (event["kind"], event["did"])
-        if key not in newest or event["time_us"] > newest[key]["time_us"]:
-            newest[key] = event
-    live = {key: event for key, event in newest.items() if key[0] != "commit" or event["commit"]["operation"] != "delete"}
-    records = sorted((key[1], key[2], key[3], event["commit"]["operation"]) for key, event in live.items()
-                     if key[0] == "commit")
-    likes = sorted((key[2], key[3], event["commit"]["record"]["subject"]["uri"]) for key, event in live.items()
-                   if key[:2] == ("commit", "app.bsky.feed.like"))
-    texts = sorted((key[2], key[3], event["commit"]["record"]["text"]) for key, event in live.items()
-                   if key[:2] == ("commit", "app.bsky.feed.post"))
-    accounts = sorted((key[1], int(event["account"]["active"]), event["account"].get("status", ""))
-                      for key, event in live.items() if key[0] == "account")
-    return records, likes, texts, accounts
-
-
-def actual_state():
-    return (
-        query("SELECT collection, repo, rkey, toString(operation) FROM repo_records FINAL ORDER BY ALL"),
-        query("SELECT actor_did, rkey, subject_uri FROM likes FINAL ORDER BY ALL"),
-        query("SELECT did, rkey, text FROM posts FINAL ORDER BY ALL"),
-        query("SELECT did, active, status FROM account_statuses FINAL ORDER BY ALL"),
-    )
 
 
 def test_a_generated_stream_leaves_the_newest_version_of_every_record_in_every_table(tmp_path):

@@ -39,13 +39,14 @@ class Consumer:
         max_event_bytes=None,
         progress=None,
         cursor_name="jetstream",
+        backoff=None,
     ):
         """Follow Jetstream at `url` (default JETSTREAM_URL), or read the recording at `replay`.
 
         `cursor` (time_us) overrides where following starts; otherwise it resumes from the saved
         cursor, `rewind_seconds` earlier. `zstd_dictionary` (bytes) asks for zstd frames. A replay
         saves no cursor: a recording says nothing about where the live stream is. `progress` is a
-        tqdm-like class to show a replay's progress with.
+        tqdm-like class to show a replay's progress with. `backoff` paces reconnections.
         """
         self.url = url or settings.JETSTREAM_URL
         self.collections = list(collections)
@@ -60,6 +61,7 @@ class Consumer:
         self.max_event_bytes = max_event_bytes or settings.JETSTREAM_MAX_EVENT_BYTES
         self.progress = progress
         self.cursor = None if replay else cursor_store(cursor_name)
+        self.backoff = backoff or Backoff()
         self.writer = None
         self._wanted = collection_matcher(self.collections) if self.collections else None
         self._stopping = threading.Event()
@@ -135,7 +137,7 @@ class Consumer:
         client = JetstreamClient(
             self.url, self.collections, zstd_dictionary=self.zstd_dictionary, receive_timeout=self.receive_timeout
         )
-        backoff = Backoff()
+        backoff = self.backoff
         while not self._stopping.is_set():
             cursor = self._resume_cursor()
             logger.info("firehose: connecting to %s", client.subscribe_url(cursor))

@@ -1,0 +1,240 @@
+"""The consumer following Jetstream (a real websocket server on loopback): everything indexed, the
+cursor saved after the data and resumed from, dropped and silent connections resumed, both
+compression modes, Redis or the relational store for the cursor."""
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+import zstandard
+from django.db import connections
+from prometheus_client import REGISTRY
+
+from apps.indexer import health
+from apps.indexer.consumer import Consumer
+from apps.indexer.cursor import RedisCursor, cursor_store
+from apps.indexer.generator import EventGenerator
+from apps.indexer.jetstream import Backoff
+from apps.indexer.rows import RowBatch
+from apps.indexer.writer import Writer, WriteFailed
+from tests.conftest import BOTH_STORES, query
+from tests.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
+from tests.firehose_tables import actual_state, expected_state, visible
+from tests.jetstream import JetstreamServer
+
+# The writer thread saves the cursor through its own connection: no test transaction around it.
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)
+
+FAST = {"flush_seconds": 0.05, "backoff": Backoff(base=0.01, cap=0.05)}
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class Running:
+    """A Consumer on a thread of its own, stopped (and joined) on exit."""
+
+    def __init__(self, **options):
+        self.consumer = Consumer(**{**FAST, **options})
+        self.error = None
+
+    def _run(self):
+        try:
+            self.consumer.run()
+        except Exception as exc:  # surfaced by __exit__
+            self.error = exc
+        finally:
+            connections.close_all()
+
+    def written_through(self, time_us):
+        writer = self.consumer.writer
+        return writer is not None and writer.written_time_us is not None and writer.written_time_us >= time_us
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.consumer.stop()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive()
+        if self.error:
+            raise self.error
+
+
+def reconnects(cause):
+    return REGISTRY.get_sample_value("skyline_indexer_reconnects_total", {"cause": cause}) or 0
+
+
+def newest(events):
+    return max(event["time_us"] for event in events)
+
+
+def generated(count, seed=3):
+    return list(EventGenerator(seed=seed, accounts=200).events(count))
+
+
+def test_following_jetstream_indexes_every_event_then_saves_the_cursor():
+    events = story()
+    with JetstreamServer([line(event) for event in events]) as server:
+        with Running(url=server.url) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    request = server.requests[0]
+    assert request["cursor"] is None  # nothing saved yet: the live tip
+    assert "permessage-deflate" in request["extensions"] and not request["compress"]
+    assert cursor_store().load() == newest(events)
+    assert query("SELECT subject_uri, like_count FROM post_like_counts(hours=24)") == [
+        (post_uri(ALICE, "3lpost000001a"), 2)]
+    snapshot = health.snapshot()
+    assert snapshot["cursor_time_us"] == newest(events)
+    assert snapshot["rejects"] == {} and snapshot["updated_at"] is not None
+    assert 0 < snapshot["lag_seconds"] < 3600 + 60
+
+
+def test_a_restart_resumes_from_the_saved_cursor_rewound_by_the_margin():
+    events = story()
+    cursor_store().save(T0 + 10_000_000)
+    with JetstreamServer([line(event) for event in events]) as server:
+        with Running(url=server.url, rewind_seconds=2) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert server.requests[0]["cursor"] == T0 + 8_000_000
+    # Only what the server sent from there on: no likes or follows (all older), the later records.
+    seen = visible()
+    assert seen["likes"] == [] and seen["follows"] == []
+    assert [row[:3] for row in seen["repo_records"]] == [
+        ("app.bsky.actor.profile", ALICE, "self"), ("app.bsky.feed.post", ALICE, "3lpost000001a"),
+        ("app.bsky.graph.block", CAROL, "3lblock00001c")]
+
+
+def test_a_given_cursor_and_collections_are_what_jetstream_is_asked_for():
+    events = story()
+    cursor_store().save(T0 + 10_000_000)
+    with JetstreamServer([line(event) for event in events]) as server:
+        with Running(url=server.url, cursor=T0, collections=["app.bsky.feed.post", "app.bsky.graph.*"]) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert server.requests[0]["cursor"] == T0
+    assert server.requests[0]["wantedCollections"] == ["app.bsky.feed.post", "app.bsky.graph.*"]
+    seen = visible()
+    assert {row[0] for row in seen["repo_records"]} == {"app.bsky.feed.post", "app.bsky.graph.block",
+                                                         "app.bsky.graph.follow"}
+    assert seen["likes"] == [] and len(seen["account_statuses"]) == 2
+
+
+def test_dropped_connections_are_resumed_from_just_before_the_newest_event_and_lose_nothing():
+    events = generated(600)
+    before = reconnects("error")
+    with JetstreamServer([line(event) for event in events], drop_every=50) as server:
+        with Running(url=server.url, rewind_seconds=0.05) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert actual_state() == expected_state(events)
+    assert len(server.requests) >= 12 and reconnects("error") - before >= 11
+    assert server.requests[1]["cursor"] == newest(events[:50]) - 50_000
+
+
+def test_a_silent_stream_is_noticed_and_reconnected():
+    events = generated(200)
+    before = reconnects("silent")
+    with JetstreamServer([line(event) for event in events], silent_after=80) as server:
+        with Running(url=server.url, receive_timeout=0.3, rewind_seconds=0.05) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert actual_state() == expected_state(events)
+    assert len(server.requests) == 2 and reconnects("silent") - before == 1
+
+
+def test_zstd_frames_with_a_dictionary_and_no_permessage_deflate():
+    events = generated(400)
+    samples = [line(event) for event in generated(2000, seed=9)]
+    dictionary = zstandard.train_dictionary(16_384, samples).as_bytes()
+    with JetstreamServer([line(event) for event in events], zstd_dictionary=dictionary) as server:
+        with Running(url=server.url, zstd_dictionary=dictionary) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert server.requests[0]["compress"] and server.requests[0]["extensions"] == ""
+    assert actual_state() == expected_state(events)
+
+
+def test_a_frame_that_does_not_decompress_is_rejected_and_the_stream_goes_on():
+    events = generated(50)
+    dictionary = zstandard.train_dictionary(4096, [line(event) for event in generated(1000, seed=9)]).as_bytes()
+    other = zstandard.train_dictionary(4096, [line(event) for event in generated(1000, seed=11)]).as_bytes()
+    with JetstreamServer([line(event) for event in events], zstd_dictionary=other) as server:
+        with Running(url=server.url, zstd_dictionary=dictionary) as running:
+            wait_until(lambda: running.consumer.writer is not None and running.consumer.writer.events_written == 50)
+    assert running.consumer.writer.rejects == {"undecodable_frame": 50}
+    assert query("SELECT count() FROM firehose_rejects WHERE reason = 'undecodable_frame'") == [(50,)]
+
+
+@pytest.fixture
+def redis_url(settings, tmp_path):
+    """A real redis-server on a free loopback port, with REDIS_URL pointed at it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: _answers(client), timeout=10)
+    settings.REDIS_URL = url
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _answers(client):
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_with_redis_the_cursor_lives_in_redis(redis_url):
+    events = story()
+    assert isinstance(cursor_store(), RedisCursor)
+    with JetstreamServer([line(event) for event in events]) as server:
+        with Running(url=server.url) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert int(redis.Redis.from_url(redis_url).get("skyline:indexer:cursor:jetstream")) == newest(events)
+    assert cursor_store().load() == newest(events)
+
+
+def test_the_cursor_waits_for_the_store_and_never_runs_ahead_of_the_data():
+    batch = RowBatch(1_000_000)
+    batch.add(line(like(BOB, "3llike000001b", T0, post_uri(ALICE, "3lpost000001a"))))
+    errors = REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0
+    query("RENAME TABLE likes TO likes_away")
+    try:
+        writer = Writer(cursor_store(), retry_seconds=(0.01, 0.05)).start()
+        writer.submit(batch)
+        wait_until(lambda: (REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0) > errors)
+        assert cursor_store().load() is None
+    finally:
+        query("RENAME TABLE likes_away TO likes")
+    writer.close()  # the store is back: the batch is written, then the cursor moves
+    assert cursor_store().load() == T0
+    assert query("SELECT actor_did FROM likes FINAL") == [(BOB,)]
+
+
+def test_a_store_that_stays_down_fails_the_stop_and_keeps_the_cursor():
+    batch = RowBatch(1_000_000)
+    batch.add(line(like(BOB, "3llike000001b", T0, post_uri(ALICE, "3lpost000001a"))))
+    query("RENAME TABLE likes TO likes_away")
+    try:
+        writer = Writer(cursor_store(), retry_seconds=(0.01, 0.01), attempts_after_stop=2).start()
+        writer.submit(batch)
+        with pytest.raises(WriteFailed, match="rows to likes"):
+            writer.close()
+    finally:
+        query("RENAME TABLE likes_away TO likes")
+    assert cursor_store().load() is None

@@ -1,0 +1,110 @@
+"""`manage.py consume_firehose` as its own process: SIGTERM writes everything and exits 0; kill -9
+and a restart lose nothing."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from apps.indexer.generator import EventGenerator
+from tests.firehose_events import line
+from tests.firehose_tables import STATE_QUERIES, expected_state
+from tests.jetstream import JetstreamServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run in a process on the data directory (chDB lets one process open it): the state, as JSON.
+READ_STATE = f"""
+import json, django
+django.setup()
+from django.db import connections
+with connections["clickhouse"].cursor() as cursor:
+    state = []
+    for sql in {list(STATE_QUERIES)!r}:
+        cursor.execute(sql)
+        state.append([list(row) for row in cursor.fetchall()])
+print(json.dumps(state))
+"""
+
+
+def environment(data_dir, server):
+    return {
+        "PATH": os.environ["PATH"],
+        "SKYLINE_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "skyline.settings",
+        "JETSTREAM_URL": server.url,
+        "JETSTREAM_FLUSH_SECONDS": "0.1",
+        "JETSTREAM_REWIND_SECONDS": "1",
+    }
+
+
+def migrate(env):
+    for database in ("default", "clickhouse"):
+        subprocess.run([sys.executable, "manage.py", "migrate", "--database", database, "-v0"], cwd=ROOT, env=env,
+                       check=True, timeout=120)
+
+
+def start_consumer(env):
+    return subprocess.Popen([sys.executable, "manage.py", "consume_firehose"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_cursor(data_dir):
+    with sqlite3.connect(data_dir / "skyline.sqlite3") as db:
+        row = db.execute("SELECT time_us FROM indexer_firehose_cursor WHERE name = 'jetstream'").fetchone()
+    return row[0] if row else None
+
+
+def wait_until(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def stored_state(env):
+    result = subprocess.run([sys.executable, "-c", READ_STATE], cwd=ROOT, env=env, check=True, timeout=120,
+                            capture_output=True, text=True)
+    return tuple([tuple(row) for row in rows] for rows in json.loads(result.stdout))
+
+
+def test_sigterm_stops_reading_writes_everything_and_exits_zero(tmp_path):
+    events = list(EventGenerator(seed=5, accounts=200).events(500))
+    newest = max(event["time_us"] for event in events)
+    with JetstreamServer([line(event) for event in events]) as server:
+        env = environment(tmp_path, server)
+        migrate(env)
+        consumer = start_consumer(env)
+        wait_until(lambda: server.sent == len(events))
+        consumer.send_signal(signal.SIGTERM)
+        out, err = consumer.communicate(timeout=60)
+    assert consumer.returncode == 0, err
+    assert out.strip() == f"indexed 500 events, rejected 0; cursor {newest}"
+    assert saved_cursor(tmp_path) == newest
+    assert stored_state(env) == expected_state(events)
+
+
+def test_kill_9_during_a_live_run_and_a_restart_lose_nothing(tmp_path):
+    events = list(EventGenerator(seed=6, accounts=200).events(1500))
+    newest = max(event["time_us"] for event in events)
+    with JetstreamServer([line(event) for event in events], pace=1000) as server:
+        env = environment(tmp_path, server)
+        migrate(env)
+        first = start_consumer(env)
+        wait_until(lambda: saved_cursor(tmp_path) is not None)
+        first.kill()
+        first.communicate(timeout=30)
+        assert first.returncode == -signal.SIGKILL
+        killed_at = saved_cursor(tmp_path)
+        assert killed_at < newest  # it died mid-stream
+        second = start_consumer(env)
+        wait_until(lambda: saved_cursor(tmp_path) == newest)
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=60)
+    assert second.returncode == 0
+    assert server.requests[-1]["cursor"] == killed_at - 1_000_000
+    assert stored_state(env) == expected_state(events)
