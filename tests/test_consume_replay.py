@@ -1,15 +1,21 @@
 """`consume_firehose --replay`: exact table contents after a replay, replays are idempotent, bad input
 is counted and skipped."""
 
+import fcntl
 import gzip
 import io
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import orjson
 import pytest
 import zstandard
+from prometheus_client import REGISTRY
 from django.core.management import CommandError, call_command
 
 from apps.indexer import health
@@ -34,9 +40,16 @@ def write_lines(path, events):
     return path
 
 
+def events_counted(kind, collection=""):
+    return REGISTRY.get_sample_value("skyline_indexer_events_total", {"kind": kind, "collection": collection}) or 0
+
+
 def test_a_replayed_day_leaves_exactly_the_records_that_still_exist(tmp_path):
+    likes_before, accounts_before = events_counted("commit", "app.bsky.feed.like"), events_counted("account")
     output = replay(write_lines(tmp_path / "day.jsonl", story()))
     assert output == "indexed 17 events, rejected 0"
+    assert events_counted("commit", "app.bsky.feed.like") - likes_before == 4  # three likes, one unlike
+    assert events_counted("account") - accounts_before == 2
     seen = visible()
     assert seen["posts"] == [(ALICE, "3lpost000001a", A_POST, at(T0 + 1_000_000), "hello world, edited", ["en"], 1,
                               "", "", T0 + 11_000_000)]
@@ -105,6 +118,32 @@ def test_stdin_replay_runs_as_its_own_process_and_exits_zero(tmp_path):
                             input=b"".join(line(event) for event in story()) + b"\n\nnot json\n", capture_output=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() == "indexed 17 events, rejected 1 (malformed_json: 1)"
+    assert b"%|" not in result.stderr  # no progress bar off a terminal
+
+
+def test_a_replay_on_a_terminal_shows_a_progress_bar(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SKYLINE_DATA_DIR": str(tmp_path / "data")}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(manage + ["migrate", "--database", "clickhouse", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    path = write_lines(tmp_path / "day.jsonl", story())
+    terminal, attached = pty.openpty()
+    fcntl.ioctl(attached, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # rows, columns
+    with open(terminal, "rb", buffering=0) as screen:
+        process = subprocess.Popen(manage + ["consume_firehose", "--replay", str(path)], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=attached)
+        os.close(attached)
+        shown = b""
+        while chunk := _read(screen):
+            shown += chunk
+    assert process.wait(timeout=60) == 0
+    assert b"100%|" in shown
+
+
+def _read(screen):
+    try:
+        return screen.read(4096)
+    except OSError:  # the other end closed
+        return b""
 
 
 def test_bad_input_is_counted_logged_and_kept_while_every_good_event_is_indexed(tmp_path, caplog):
