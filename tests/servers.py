@@ -61,7 +61,8 @@ class LoopbackServer:
         return json_response({"error": "NotFound", "message": f"no route for {request.path}"}, 404)
 
     def __enter__(self):
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for the next poll, which would add 0.5 s per server.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
         return self
 
