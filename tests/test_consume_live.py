@@ -238,3 +238,27 @@ def test_a_store_that_stays_down_fails_the_stop_and_keeps_the_cursor():
     finally:
         query("RENAME TABLE likes_away TO likes")
     assert cursor_store().load() is None
+
+
+def test_a_slow_store_holds_the_reader_back_instead_of_queueing_without_bound():
+    def one_like(rkey, time_us):
+        batch = RowBatch(1_000_000)
+        batch.add(line(like(BOB, rkey, time_us, post_uri(ALICE, "3lpost000001a"))))
+        return batch
+
+    errors = REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0
+    query("RENAME TABLE likes TO likes_away")
+    try:
+        writer = Writer(cursor_store(), max_pending=1, retry_seconds=(0.01, 0.05)).start()
+        writer.submit(one_like("3llike000001b", T0))  # taken by the writer, which keeps retrying
+        wait_until(lambda: (REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0) > errors)
+        writer.submit(one_like("3llike000002b", T0 + 1))  # waits in the queue
+        third = threading.Thread(target=writer.submit, args=(one_like("3llike000003b", T0 + 2),))
+        third.start()
+        third.join(timeout=0.3)
+        assert third.is_alive()  # the reader is held back
+    finally:
+        query("RENAME TABLE likes_away TO likes")
+    third.join(timeout=10)
+    writer.close()
+    assert query("SELECT count() FROM likes FINAL") == [(3,)] and cursor_store().load() == T0 + 2
