@@ -26,12 +26,16 @@ class InProcessScheduler:
         self._workers = workers
         self._stop = threading.Event()
         self._running = {}
+        self._unknown = set()
         self._thread = None
         self._pool = None
 
     def start(self):
         if self._thread is not None:
             return
+        from skyline.celery import app
+
+        app.loader.import_default_modules()  # registers every app's tasks.py, as a worker does
         self._stop.clear()
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="skyline-task")
         self._thread = threading.Thread(target=self._loop, name="skyline-scheduler", daemon=True)
@@ -72,7 +76,9 @@ class InProcessScheduler:
             if not entry.is_due().is_due:
                 continue
             if entry.task not in app.tasks:
-                logger.warning("scheduled task %r (%s) is not a known task", task.name, entry.task)
+                if entry.task not in self._unknown:
+                    self._unknown.add(entry.task)
+                    logger.warning("scheduled task %r (%s) is not a known task", task.name, entry.task)
                 continue
             entry = next(entry)
             entry.save()
