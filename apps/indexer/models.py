@@ -129,35 +129,38 @@ class Block(GraphRecord):
         ]
 
 
-class AccountStatus(models.ClickhouseModel):
-    """The latest Jetstream account event of each DID.
-
-    An account that is deleted, taken down, deactivated or suspended stays in the tables (it may come
-    back), so readers hide it through the `hidden_accounts` view instead.
-    """
+class RepoEvent(models.ClickhouseModel):
+    """The latest Jetstream event of one kind for each DID (a newer time_us replaces the row)."""
 
     did = models.StringField(primary_key=True)
-    active = models.UInt8Field()
-    status = models.StringField(low_cardinality=True)
     seq = models.Int64Field()
     changed_at = models.DateTime64Field(precision=6)
     indexed_at = models.DateTime64Field(precision=6, db_default=Now())
     time_us = models.Int64Field()
 
     class Meta:
+        abstract = True
+
+
+class AccountStatus(RepoEvent):
+    """The latest account event of each DID.
+
+    An account that is deleted, taken down, deactivated or suspended stays in the tables (it may come
+    back), so readers hide it through the `hidden_accounts` view instead.
+    """
+
+    active = models.UInt8Field()
+    status = models.StringField(low_cardinality=True)
+
+    class Meta:
         db_table = "account_statuses"
         engine = models.ReplacingMergeTree("time_us", order_by=("did",))
 
 
-class Identity(models.ClickhouseModel):
-    """The latest Jetstream identity event of each DID; `handle` is '' when the event did not carry one."""
+class Identity(RepoEvent):
+    """The latest identity event of each DID; `handle` is '' when the event did not carry one."""
 
-    did = models.StringField(primary_key=True)
     handle = models.StringField()
-    seq = models.Int64Field()
-    changed_at = models.DateTime64Field(precision=6)
-    indexed_at = models.DateTime64Field(precision=6, db_default=Now())
-    time_us = models.Int64Field()
 
     class Meta:
         db_table = "identities"

@@ -220,6 +220,14 @@ SPECIALISED = {
 }
 
 
+def _seq_and_time(body, time_us, reason):
+    """The relay seq and the time of an identity or account event (the event time when not sane)."""
+    seq = body.get("seq", 0)
+    if type(seq) is not int or not 0 <= seq < MAX_INT64:
+        raise Rejected(reason, "seq is not a sequence number")
+    return seq, created_at(body.get("time"), EPOCH + datetime.timedelta(microseconds=time_us))
+
+
 def collection_matcher(patterns):
     """A predicate for Jetstream's wantedCollections: exact NSIDs or prefixes ending in `.*`."""
     exact = frozenset(pattern for pattern in patterns if not pattern.endswith(".*"))
@@ -340,11 +348,7 @@ class RowBatch:
         handle = identity.get("handle", "")
         if type(handle) is not str or len(handle) > MAX_HANDLE_LENGTH:
             raise Rejected("invalid_identity", "handle is not a handle")
-        seq = identity.get("seq", 0)
-        if type(seq) is not int or not 0 <= seq < MAX_INT64:
-            raise Rejected("invalid_identity", "seq is not a sequence number")
-        event_time = EPOCH + datetime.timedelta(microseconds=time_us)
-        changed_at = created_at(identity.get("time"), event_time)
+        seq, changed_at = _seq_and_time(identity, time_us, "invalid_identity")
         self.rows["identities"].append((did, handle.lower(), seq, changed_at, time_us))
 
     def _add_account(self, did, time_us, account):
@@ -356,11 +360,7 @@ class RowBatch:
         status = account.get("status", "")
         if type(status) is not str or len(status) > MAX_STATUS_LENGTH:
             raise Rejected("invalid_account", "status is not a short string")
-        seq = account.get("seq", 0)
-        if type(seq) is not int or not 0 <= seq < MAX_INT64:
-            raise Rejected("invalid_account", "seq is not a sequence number")
-        event_time = EPOCH + datetime.timedelta(microseconds=time_us)
-        changed_at = created_at(account.get("time"), event_time)
+        seq, changed_at = _seq_and_time(account, time_us, "invalid_account")
         self.rows["account_statuses"].append((did, int(active), status, seq, changed_at, time_us))
 
     def reject(self, rejected, raw):
