@@ -23,3 +23,11 @@ def plc(settings):
         cache.clear()
         yield directory
     cache.clear()
+
+
+@pytest.fixture
+def fresh_cache():
+    """An empty Django cache before and after the test: keys, rate limits and figures are cached there."""
+    cache.clear()
+    yield
+    cache.clear()

@@ -2,23 +2,15 @@
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.core.cache import cache
 from django.db import connection
 
 from apps.accounts.models import APIKey, Label
 from tests.conftest import BOTH_STORES
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 ADD_URL = "/admin/accounts/apikey/add/"
 LIST_URL = "/admin/accounts/apikey/"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def every_stored_value():

@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
-from django.core.cache import cache
 
 from apps.accounts.models import ActorLabel, Label
 
@@ -88,7 +87,6 @@ def test_the_bulk_page_is_linked_from_the_member_list_and_renders(admin_client, 
 def test_members_are_found_by_did_handle_or_label(admin_client, mpls):
     ActorLabel.objects.create(label=mpls, did=ALICE, handle="alice.test")
     ActorLabel.objects.create(label=Label.objects.create(name="tqsp"), did=BOB, handle="bob.test")
-    cache.clear()
     for query, expected in [("aliceaaa", [ALICE]), ("bob.test", [BOB]), ("tqsp", [BOB])]:
         shown = admin_client.get(LIST_URL, {"q": query}).context["cl"].result_list
         assert [member.did for member in shown] == expected, query

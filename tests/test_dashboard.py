@@ -4,16 +4,16 @@ import datetime
 import re
 
 import pytest
-from django.core.cache import cache
 from django.db import connections
 
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health
 from apps.indexer.cursor import cursor_store
+from apps.indexer.generator import tid
 from tests.conftest import BOTH_STORES, query
 
-pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC)
@@ -26,42 +26,59 @@ SUBJECT_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_c
 GRAPH_COLUMNS = ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def insert(table, columns, rows):
     connections["clickhouse"].insert_rows(table, columns, rows)
 
 
-def post(did, rkey, created_at, deleted=0, time_us=1):
-    uri = f"at://{did}/app.bsky.feed.post/{rkey}"
-    return (did, rkey, uri, created_at, "hello", ["en"], 0, "", "", deleted, time_us)
+REPO_COLUMNS = ["repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"]
+COLLECTIONS = {"posts": "app.bsky.feed.post", "likes": "app.bsky.feed.like", "follows": "app.bsky.graph.follow",
+               "blocks": "app.bsky.graph.block"}
 
 
-def like(actor, rkey, created_at, deleted=0, time_us=1):
-    return (actor, rkey, "at://did:plc:a/app.bsky.feed.post/p1", "did:plc:a", "app.bsky.feed.post", "p1",
-            created_at, deleted, time_us)
+class Repos:
+    """Writes records as the consumer does: the record's table plus repo_records, TID record keys."""
+
+    def __init__(self):
+        self.clock = 0
+
+    def create(self, table, did, day, **fields):
+        self.clock += 1
+        time_us = int(day.timestamp() * 1_000_000) + self.clock
+        rkey = tid(time_us, 0)
+        self._write(table, did, rkey, day, time_us, 0, "create", fields)
+        return rkey
+
+    def delete(self, table, did, rkey, day):
+        self.clock += 1
+        self._write(table, did, rkey, day, int(day.timestamp() * 1_000_000) + self.clock, 1, "delete", {})
+
+    def _write(self, table, did, rkey, day, time_us, deleted, operation, fields):
+        insert("repo_records", REPO_COLUMNS, [(did, COLLECTIONS[table], rkey, operation, "{}", day, deleted, time_us)])
+        if table == "posts":
+            uri = f"at://{did}/app.bsky.feed.post/{rkey}"
+            insert("posts", POST_COLUMNS, [(did, rkey, uri, day, "hello", ["en"], 0, "", "", deleted, time_us)])
+        elif table == "likes":
+            subject = fields.get("subject", "at://did:plc:a/app.bsky.feed.post/3kpost")
+            row = (did, rkey, subject, "did:plc:a", "app.bsky.feed.post", "3kpost", day, deleted, time_us)
+            insert("likes", SUBJECT_COLUMNS, [row])
+        else:
+            insert(table, GRAPH_COLUMNS, [(did, rkey, fields.get("target", ""), day, deleted, time_us)])
 
 
 @pytest.fixture
 def indexed():
     """Two days of activity, with a deleted post and an undone like that must not count."""
-    insert("posts", POST_COLUMNS, [
-        post("did:plc:a", "p1", TODAY), post("did:plc:a", "p2", TODAY), post("did:plc:b", "p3", TODAY),
-        post("did:plc:c", "p4", YESTERDAY),
-        post("did:plc:b", "p5", TODAY), post("did:plc:b", "p5", TODAY, deleted=1, time_us=2),
-    ])
-    insert("likes", SUBJECT_COLUMNS, [
-        like("did:plc:d", "l1", TODAY), like("did:plc:e", "l2", TODAY), like("did:plc:e", "l3", YESTERDAY),
-        like("did:plc:f", "l4", TODAY), like("did:plc:f", "l4", TODAY, deleted=1, time_us=2),
-    ])
-    insert("follows", GRAPH_COLUMNS, [("did:plc:a", "f1", "did:plc:b", TODAY, 0, 1)])
-    insert("blocks", GRAPH_COLUMNS, [("did:plc:g", "b1", "did:plc:a", YESTERDAY, 0, 1),
-                                     ("did:plc:g", "b2", "did:plc:b", YESTERDAY, 0, 1)])
+    repos = Repos()
+    for did in ["did:plc:a", "did:plc:a", "did:plc:b"]:
+        repos.create("posts", did, TODAY)
+    repos.create("posts", "did:plc:c", YESTERDAY)
+    repos.delete("posts", "did:plc:b", repos.create("posts", "did:plc:b", TODAY), TODAY)
+    for did, day in [("did:plc:d", TODAY), ("did:plc:e", TODAY), ("did:plc:e", YESTERDAY)]:
+        repos.create("likes", did, day)
+    repos.delete("likes", "did:plc:f", repos.create("likes", "did:plc:f", TODAY), TODAY)
+    repos.create("follows", "did:plc:a", TODAY, target="did:plc:b")
+    repos.create("blocks", "did:plc:g", YESTERDAY, target="did:plc:a")
+    repos.create("blocks", "did:plc:g", YESTERDAY, target="did:plc:b")
 
 
 def shown_days(page):
@@ -77,13 +94,17 @@ def test_the_daily_figures_shown_match_the_tables(admin_client, indexed):
     days = shown_days(page)
     today, yesterday = f"{TODAY:%Y-%m-%d}", f"{YESTERDAY:%Y-%m-%d}"
     assert len(days) == 7
-    assert days[today] == [3, 2, 1, 0, 4]  # active: a, b (posted), d, e (liked; f's like was undone)
+    assert days[today] == [3, 2, 1, 0, 5]  # active: a, b, d, e and f (who liked, then undid it)
     assert days[yesterday] == [1, 1, 0, 2, 3]  # c posted, e liked, g blocked twice
     for table, column in [("posts", 0), ("likes", 1), ("follows", 2), ("blocks", 3)]:
         counted = dict(query(
             f"SELECT toString(toDate(created_at)), count() FROM {table} FINAL WHERE deleted = 0 GROUP BY 1"
         ))
         assert {day: figures[column] for day, figures in days.items() if figures[column]} == counted, table
+    active = dict(query(
+        "SELECT toString(toDate(fromUnixTimestamp64Micro(time_us))), uniqExact(repo) FROM repo_records GROUP BY 1"
+    ))
+    assert {day: figures[4] for day, figures in days.items() if figures[4]} == active
 
     assert f"<title>{today}: 3</title>" in page  # the posts chart's bar for today
     assert f"<title>{yesterday}: 2</title>" in page  # the blocks chart's bar for yesterday

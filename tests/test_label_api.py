@@ -3,7 +3,6 @@
 import datetime
 
 import pytest
-from django.core.cache import cache
 from django.db import connections
 
 from apps.accounts.api import FAILURE_LIMIT
@@ -11,18 +10,11 @@ from apps.accounts.models import ActorLabel, APIKey, Label
 from apps.feeds.models import Feed
 from tests.conftest import BOTH_STORES
 
-pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
 ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
 BOB = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
 CAROL = "did:plc:carolccccccccccccccccccc"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -179,3 +171,10 @@ def test_feeds_list_request_users_and_a_scoped_key_sees_only_its_label(client, l
     assert everything["a-mpls"] == {"feed_type": "label", "user_count": 2}
     assert everything["whats-hot"] == {"feed_type": "hot", "user_count": 1}
     assert everything["top-1h"] == {"feed_type": "top", "user_count": 0}
+
+
+def test_the_api_docs_are_for_staff_only(client, admin_client):
+    assert client.get("/api/admin/docs").status_code == 302
+    assert admin_client.get("/api/admin/docs").status_code == 200
+    paths = admin_client.get("/api/admin/openapi.json").json()["paths"]
+    assert {"/api/admin/feed_members", "/api/admin/feeds", "/assign_user_to_feed", "/feed_members"} <= set(paths)

@@ -110,34 +110,32 @@ def _identifier(value, missing):
     return value
 
 
-def _assign(request, feedName, handle):
+def _resolving(change):
+    """Run `change`; an account that does not resolve (or verify) is a 404 with the seed's message."""
+    try:
+        change()
+    except MembershipError as exc:
+        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
+    return {"message": "success"}
+
+
+def assign(request, feedName: str = "", handle: str = ""):
     label = _label(request, feedName, "assign users to")
     identifier = _identifier(handle, "handle of user to add to feed is required")
-    try:
-        label.add(identifier, added_by=f"API key {request.auth}")
-    except MembershipError as exc:
-        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
-    return {"message": "success"}
+    return _resolving(lambda: label.add(identifier, added_by=f"API key {request.auth}"))
 
 
-def _unassign(request, feedName, handle):
+def unassign(request, feedName: str = "", handle: str = ""):
     label = _label(request, feedName, "remove users from")
     identifier = _identifier(handle, "handle of user to remove from feed is required")
-    try:
-        label.remove(identifier)
-    except MembershipError as exc:
-        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
-    return {"message": "success"}
+    return _resolving(lambda: label.remove(identifier))
 
 
-@api.put("/api/admin/feed_members", summary="Give a label to an account (handle or DID)")
-def assign(request, feedName: str = "", handle: str = ""):
-    return _assign(request, feedName, handle)
-
-
-@api.delete("/api/admin/feed_members", summary="Take a label from an account (handle or DID)")
-def unassign(request, feedName: str = "", handle: str = ""):
-    return _unassign(request, feedName, handle)
+# Each on its seed path and its legacy one.
+api.put("/api/admin/feed_members", summary="Give a label to an account (handle or DID)")(assign)
+api.put("/assign_user_to_feed", operation_id="legacy_assign", summary="Legacy path of the above")(assign)
+api.delete("/api/admin/feed_members", summary="Take a label from an account (handle or DID)")(unassign)
+api.put("/unassign_user_from_feed", operation_id="legacy_unassign", summary="Legacy PUT of the above")(unassign)
 
 
 @api.get("/api/admin/feed_members", summary="A page of a label's members, newest first")
@@ -170,16 +168,6 @@ def feeds(request):
             if request.auth.label_id is None or feed["label"] == request.auth.label.name
         }
     }
-
-
-@api.put("/assign_user_to_feed", summary="Legacy path of PUT /api/admin/feed_members")
-def legacy_assign(request, feedName: str = "", handle: str = ""):
-    return _assign(request, feedName, handle)
-
-
-@api.put("/unassign_user_from_feed", summary="Legacy path of DELETE /api/admin/feed_members")
-def legacy_unassign(request, feedName: str = "", handle: str = ""):
-    return _unassign(request, feedName, handle)
 
 
 @api.get("/feed_members", summary="Legacy: every member's DID, in DID order")

@@ -1,8 +1,8 @@
 """What the admin index shows: the indexer's health, charts of the daily statistics, feed usage.
 
-Charts are drawn on the server as inline SVG (bars with a <title> per day), so the page needs no
-JavaScript and reads the same in every browser. The ClickHouse figures are cached for a minute:
-the admin index is cheap to open even on a large network.
+The daily figures are apps.search.stats' (aggregates kept as events arrive, so this stays cheap on
+a large network), cached here for a minute. Charts are drawn on the server as inline SVG (bars
+with a <title> per day), so the page needs no JavaScript and reads the same in every browser.
 """
 
 import datetime
@@ -13,11 +13,12 @@ from django.utils import timezone
 
 from apps.accounts.feed_usage import feeds_with_users
 from apps.indexer import health
+from apps.search.stats import daily_stats
 
 DAYS = 30
 CACHE_TTL = 60
-CHART_WIDTH, CHART_HEIGHT = 600, 150
-_PLOT_TOP, _PLOT_BOTTOM, _PLOT_LEFT = 12, 128, 44
+CHART_WIDTH, CHART_HEIGHT = 600, 170
+_PLOT_TOP, _PLOT_BOTTOM, _PLOT_LEFT = 24, 144, 24
 
 SERIES = [
     ("num_posts", "Posts"),
@@ -27,42 +28,26 @@ SERIES = [
     ("num_active", "Active accounts"),
 ]
 
-# One row per record that exists now (FINAL, deletes applied), bucketed by the record's creation day.
-_DAILY_SQL = """
-SELECT day, countIf(kind = 1), countIf(kind = 2), countIf(kind = 3), countIf(kind = 4),
-       uniqExactIf(actor, kind = 1), uniqExactIf(actor, kind = 2), uniqExactIf(actor, kind = 3),
-       uniqExactIf(actor, kind = 4), uniqExact(actor)
-FROM (
-    SELECT 1 AS kind, did AS actor, toDate(created_at) AS day FROM posts FINAL
-        WHERE deleted = 0 AND created_at >= %(since)s AND created_at < %(until)s
-    UNION ALL SELECT 2, actor_did, toDate(created_at) FROM likes FINAL
-        WHERE deleted = 0 AND created_at >= %(since)s AND created_at < %(until)s
-    UNION ALL SELECT 3, actor_did, toDate(created_at) FROM follows FINAL
-        WHERE deleted = 0 AND created_at >= %(since)s AND created_at < %(until)s
-    UNION ALL SELECT 4, actor_did, toDate(created_at) FROM blocks FINAL
-        WHERE deleted = 0 AND created_at >= %(since)s AND created_at < %(until)s
-)
-GROUP BY day ORDER BY day DESC
-"""
-_DAILY_KEYS = ["num_posts", "num_likes", "num_follows", "num_blocks",
-               "num_posters", "num_likers", "num_followers", "num_blockers", "num_active"]
 
+def _active_accounts(since):
+    """{date: accounts that committed anything that day} from the statistics aggregate.
 
-def daily_stats(days):
-    """The last `days` UTC days, newest first, each {date, num_posts, ..., num_active}; quiet days are 0."""
-    today = timezone.now().date()
-    since = today - datetime.timedelta(days=days - 1)
-    params = {"since": datetime.datetime.combine(since, datetime.time(), datetime.timezone.utc),
-              "until": datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time(),
-                                                 datetime.timezone.utc)}
+    apps.search.stats keeps this (it is the base of total_users) but does not return it per day.
+    """
     with connections["clickhouse"].cursor() as cursor:
-        cursor.execute(_DAILY_SQL, params)
-        found = {row[0]: dict(zip(_DAILY_KEYS, (int(value) for value in row[1:]))) for row in cursor.fetchall()}
-    empty = dict.fromkeys(_DAILY_KEYS, 0)
-    return [
-        {"date": day, **found.get(day, empty)}
-        for day in (today - datetime.timedelta(days=offset) for offset in range(days))
-    ]
+        cursor.execute(
+            "SELECT date, uniqCombinedMerge(14)(actors) FROM daily_stats"
+            " WHERE metric_type = 'accounts' AND date >= %s GROUP BY date",
+            [since],
+        )
+        return {date: int(count) for date, count in cursor.fetchall()}
+
+
+def daily_figures(days):
+    """The last `days` UTC days, newest first: apps.search.stats' figures plus num_active."""
+    stats = daily_stats(days)
+    active = _active_accounts(stats[-1]["date"])
+    return [{**day, "num_active": active.get(day["date"], 0)} for day in stats]
 
 
 def bar_chart(days, key, title):
@@ -82,7 +67,7 @@ def bar_chart(days, key, title):
             "height": round(height, 1),
             "label": f"{day['date']:%Y-%m-%d}: {day[key]:,}",
         })
-    ticks = [{"x": bars[index]["x"], "text": f"{ordered[index]['date']:%b %d}"}
+    ticks = [{"x": round(bars[index]["x"] + bars[index]["width"] / 2, 1), "text": f"{ordered[index]['date']:%b %d}"}
              for index in range(0, len(ordered), 7)] if bars else []
     return {
         "key": key, "title": title, "bars": bars, "ticks": ticks, "peak": f"{peak:,}",
@@ -125,7 +110,7 @@ def indexer_health():
 
 
 def _analytics():
-    days = daily_stats(DAYS)
+    days = daily_figures(DAYS)
     return {
         "days": days,
         "recent_days": days[:7],
