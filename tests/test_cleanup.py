@@ -77,6 +77,14 @@ def post_cleanup(client, **body):
     return client.post("/repo/cleanup", json.dumps(payload), content_type="application/json")
 
 
+def start_job(client, account, count, collection=POST):
+    """A clean-up job over `count` 100-day-old records of `collection`; its id."""
+    for _ in range(count):
+        add(account, collection, 100, text="old", subject={})
+    kind = {POST: "post", REPOST: "repost", LIKE: "like"}[collection]
+    return post_cleanup(client, cleanup_types=[kind], actually_delete_stuff=True).json()["job_id"]
+
+
 def make_due(job):
     CleanupJob.objects.filter(pk=job.pk).update(next_run_at=timezone.now(), lease_until=None)
 
@@ -152,9 +160,7 @@ def test_a_job_deletes_exactly_the_selected_records_in_calls_of_ten(client, pds,
 
 def test_the_refresh_token_is_encrypted_at_rest_and_rotated_every_run(client, pds, alice, settings):
     settings.CLEANUP_DELETES_PER_RUN = 10
-    for _ in range(25):
-        add(alice, LIKE, 100, subject={})
-    job_id = post_cleanup(client, cleanup_types=["like"], actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 25, LIKE)
     job = CleanupJob.objects.get(pk=job_id)
     first_token = job.refresh_token
     assert first_token in pds.refresh_tokens
@@ -177,9 +183,7 @@ def test_the_refresh_token_is_encrypted_at_rest_and_rotated_every_run(client, pd
 def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, pds, alice, settings):
     settings.CLEANUP_DELETES_PER_RUN = 25
     settings.CLEANUP_DELETES_PER_DAY = 40
-    for _ in range(70):
-        add(alice, REPOST, 100, subject={})
-    job_id = post_cleanup(client, cleanup_types=["repost"], actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 70, REPOST)
     job = CleanupJob.objects.get(pk=job_id)
 
     assert run_job(job_id) == "deleted 25"
@@ -206,18 +210,14 @@ def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, 
 
 def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice, settings):
     settings.CLEANUP_CALLS_PER_SECOND = 4.0
-    for _ in range(30):
-        add(alice, LIKE, 100, subject={})
-    job_id = post_cleanup(client, cleanup_types=["like"], actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 30, LIKE)
     assert run_job(job_id) == "completed"
     gaps = [later - earlier for earlier, later in zip(pds.write_times, pds.write_times[1:])]
     assert len(gaps) == 2 and min(gaps) >= 0.24
 
 
 def test_an_error_mid_run_keeps_every_delete_done_and_the_rotated_token(client, pds, alice):
-    for _ in range(45):
-        add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 45, POST)
     pds.fail_writes_after(2)
 
     assert run_job(job_id) == "interrupted"
@@ -235,9 +235,7 @@ def test_an_error_mid_run_keeps_every_delete_done_and_the_rotated_token(client, 
 
 
 def test_a_pds_rate_limit_stops_the_run_and_keeps_its_progress(client, pds, alice):
-    for _ in range(30):
-        add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 30, POST)
     pds.rate_limit(1)
     assert run_job(job_id) == "interrupted"
     job = CleanupJob.objects.get(pk=job_id)
@@ -245,8 +243,7 @@ def test_a_pds_rate_limit_stops_the_run_and_keeps_its_progress(client, pds, alic
 
 
 def test_an_expired_session_ends_the_job_as_errored(client, pds, alice):
-    add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 1)
     pds.expire_sessions(alice.did)
     assert run_job(job_id) == "errored: expired token"
     status = client.get("/repo/cleanup", {"job_id": job_id}).json()
@@ -256,8 +253,7 @@ def test_an_expired_session_ends_the_job_as_errored(client, pds, alice):
 
 
 def test_a_deleted_account_ends_the_job_as_errored(client, pds, alice):
-    add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 1)
     pds.delete_account(alice.did)
     run_job(job_id)
     assert client.get("/repo/cleanup", {"job_id": job_id}).json()["job_state"] == (
@@ -266,8 +262,7 @@ def test_a_deleted_account_ends_the_job_as_errored(client, pds, alice):
 
 
 def test_an_account_has_one_running_job_at_a_time(client, pds, alice):
-    add(alice, POST, 100, text="old")
-    first = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    first = start_job(client, alice, 1)
     again = post_cleanup(client, actually_delete_stuff=True).json()
     assert again == {"num_enqueued": 0, "dry_run": False, "job_id": first,
                      "message": "Found existing active job for your account, you can only have one job running at a time."}
@@ -275,8 +270,7 @@ def test_an_account_has_one_running_job_at_a_time(client, pds, alice):
 
 
 def test_a_job_leased_by_one_worker_is_not_run_by_another(client, pds, alice):
-    add(alice, POST, 100, text="old")
-    job = CleanupJob.objects.get(pk=post_cleanup(client, actually_delete_stuff=True).json()["job_id"])
+    job = CleanupJob.objects.get(pk=start_job(client, alice, 1))
     assert job.claim(600)
     assert run_job(job.id) == "not due"
     assert len(alice.records) == 1
@@ -285,8 +279,7 @@ def test_a_job_leased_by_one_worker_is_not_run_by_another(client, pds, alice):
 def test_only_the_owner_can_cancel_a_job(client, pds, alice, plc):
     mallory = pds.add_account("mallory", password="mallory-pass")
     pds.publish(plc, mallory)
-    add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 1)
     url = f"/repo/cleanup?job_id={job_id}"
 
     def cancel(body=None, **headers):
@@ -307,8 +300,7 @@ def test_only_the_owner_can_cancel_a_job(client, pds, alice, plc):
 
 
 def test_the_owner_can_cancel_with_an_access_token(client, pds, alice):
-    add(alice, POST, 100, text="old")
-    job_id = post_cleanup(client, actually_delete_stuff=True).json()["job_id"]
+    job_id = start_job(client, alice, 1)
     session = pds._session(alice)
     response = client.delete(f"/repo/cleanup?job_id={job_id}", headers={"Authorization": f"Bearer {session['accessJwt']}"})
     assert response.status_code == 200
@@ -317,8 +309,7 @@ def test_the_owner_can_cancel_with_an_access_token(client, pds, alice):
 
 def test_a_job_cancelled_during_a_run_stops_after_the_current_call(client, pds, alice):
     for _ in range(30):
-        add(alice, POST, 100, text="old")
-    job = CleanupJob.objects.get(pk=post_cleanup(client, actually_delete_stuff=True).json()["job_id"])
+        job = CleanupJob.objects.get(pk=start_job(client, alice, 1))
     original = pds.write
 
     def write_then_cancel(request, writes_of, single=False):
@@ -371,15 +362,12 @@ def test_status_queries_answer_the_seed_errors(client, pds):
 
 def test_tokens_and_app_passwords_are_never_logged_or_returned(client, pds, alice, caplog):
     caplog.set_level(logging.DEBUG)
-    for _ in range(12):
-        add(alice, POST, 100, text="old")
     secrets_seen = {"app-pass-1234"}
-    bodies = [post_cleanup(client, actually_delete_stuff=True).content]
-    job_id = json.loads(bodies[0])["job_id"]
+    job_id = start_job(client, alice, 12)
     pds.fail_writes_after(1)
     run_job(job_id)
     secrets_seen |= set(pds.refresh_tokens) | set(pds.access_tokens)
-    bodies += [client.get("/repo/cleanup", {"job_id": job_id}).content,
+    bodies = [post_cleanup(client).content, client.get("/repo/cleanup", {"job_id": job_id}).content,
                client.get("/repo/cleanup", {"did": alice.did}).content,
                post_cleanup(client, app_password="wrong-pass-99").content]
     text = caplog.text + b"".join(bodies).decode()
