@@ -103,12 +103,14 @@ class RepoBuilder:
             shared = 0
             while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
                 shared += 1
-            node["e"].append({
-                "p": shared,
-                "k": key[shared:],
-                "v": value,
-                "t": self._tree(entries[index + 1 : right_end], layer - 1),
-            })
+            node["e"].append(
+                {
+                    "p": shared,
+                    "k": key[shared:],
+                    "v": value,
+                    "t": self._tree(entries[index + 1 : right_end], layer - 1),
+                }
+            )
             previous = key
         return self._put(node)
 
@@ -122,9 +124,11 @@ class RepoBuilder:
         data = self._tree(entries, top) or self._put({"l": None, "e": []})
         unsigned = {"did": self.did, "version": 3, "data": data, "rev": rev, "prev": None}
         commit = self._put({**unsigned, "sig": self.key.sign(libipld.encode_dag_cbor(unsigned))})
-        return car_file(commit, [(commit, self.blocks[commit])] + [
-            (cid, block) for cid, block in self.blocks.items() if cid != commit
-        ])
+        return car_file(
+            commit,
+            [(commit, self.blocks[commit])]
+            + [(cid, block) for cid, block in self.blocks.items() if cid != commit],
+        )
 
 
 class Account:
@@ -169,7 +173,12 @@ def _error(status, error, message):
 
 def _one(kind, body):
     """The applyWrites form of a createRecord/putRecord/deleteRecord body."""
-    return {"$type": kind, "collection": body.get("collection"), "rkey": body.get("rkey"), "value": body.get("record")}
+    return {
+        "$type": kind,
+        "collection": body.get("collection"),
+        "rkey": body.get("rkey"),
+        "value": body.get("record"),
+    }
 
 
 class Pds(LoopbackServer):
@@ -225,12 +234,18 @@ class Pds(LoopbackServer):
         access, refresh = f"acc-{secrets.token_urlsafe(24)}", f"ref-{secrets.token_urlsafe(24)}"
         self.access_tokens[access] = (account.did, time.time() + self.ACCESS_SECONDS)
         self.refresh_tokens[refresh] = (account.did, time.time() + 90 * 86400)
-        return {"did": account.did, "handle": account.handle, "email": account.email,
-                "accessJwt": access, "refreshJwt": refresh, "active": True}
+        return {
+            "did": account.did,
+            "handle": account.handle,
+            "email": account.email,
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "active": True,
+        }
 
     def _bearer(self, request):
         header = request.headers.get("Authorization", "")
-        return header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        return header[len("Bearer ") :] if header.startswith("Bearer ") else ""
 
     def _authenticated(self, request):
         """(account, None) for a valid access token, else (None, error response)."""
@@ -276,7 +291,9 @@ class Pds(LoopbackServer):
         account, failure = self._authenticated(request)
         if failure:
             return failure
-        return json_response({"did": account.did, "handle": account.handle, "email": account.email, "active": True})
+        return json_response(
+            {"did": account.did, "handle": account.handle, "email": account.email, "active": True}
+        )
 
     # -- repos -----------------------------------------------------------------------------------
 
@@ -291,9 +308,16 @@ class Pds(LoopbackServer):
         if self._writes_allowed is not None:
             if self._writes_allowed <= 0:
                 reset = int(time.time()) + 60
-                return 429, {"Content-Type": "application/json", "RateLimit-Limit": "1500",
-                             "RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)}, (
-                    b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}')
+                return (
+                    429,
+                    {
+                        "Content-Type": "application/json",
+                        "RateLimit-Limit": "1500",
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": str(reset),
+                    },
+                    (b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}'),
+                )
             self._writes_allowed -= 1
         if self._writes_left is not None:
             if self._writes_left <= 0:
@@ -330,8 +354,10 @@ class Pds(LoopbackServer):
         try:
             # All or nothing, as on a real PDS: check every delete before changing anything.
             for write in writes:
-                if write.get("$type", "").endswith("#delete") and \
-                        f"{write.get('collection')}/{write.get('rkey')}" not in account.records:
+                if (
+                    write.get("$type", "").endswith("#delete")
+                    and f"{write.get('collection')}/{write.get('rkey')}" not in account.records
+                ):
                     raise LookupError(f"Could not find record: {write.get('collection')}/{write.get('rkey')}")
             results = [self._apply(account, write) for write in writes]
         except LookupError as exc:
@@ -354,8 +380,11 @@ class Pds(LoopbackServer):
         if account is None:
             return _error(400, "RepoNotFound", "Could not find repo")
         prefix = f"{request.query.get('collection')}/"
-        records = [{"uri": f"at://{account.did}/{path}", "value": value}
-                   for path, value in sorted(account.records.items()) if path.startswith(prefix)]
+        records = [
+            {"uri": f"at://{account.did}/{path}", "value": value}
+            for path, value in sorted(account.records.items())
+            if path.startswith(prefix)
+        ]
         return json_response({"records": records})
 
     def upload_blob(self, request):
@@ -365,7 +394,9 @@ class Pds(LoopbackServer):
         link = libipld.encode_cid(b"\x01\x55\x12\x20" + hashlib.sha256(request.body).digest())
         account.blobs[link] = request.body
         mime = request.headers.get("Content-Type", "application/octet-stream")
-        return json_response({"blob": {"$type": "blob", "ref": {"$link": link}, "mimeType": mime, "size": len(request.body)}})
+        return json_response(
+            {"blob": {"$type": "blob", "ref": {"$link": link}, "mimeType": mime, "size": len(request.body)}}
+        )
 
     def handle(self, request):
         routes = {
@@ -374,9 +405,13 @@ class Pds(LoopbackServer):
             "com.atproto.server.getSession": self.get_session,
             "com.atproto.sync.getRepo": self.get_repo,
             "com.atproto.repo.applyWrites": lambda r: self.write(r, lambda body: body.get("writes") or []),
-            "com.atproto.repo.createRecord": lambda r: self.write(r, lambda body: [_one("#create", body)], True),
+            "com.atproto.repo.createRecord": lambda r: self.write(
+                r, lambda body: [_one("#create", body)], True
+            ),
             "com.atproto.repo.putRecord": lambda r: self.write(r, lambda body: [_one("#update", body)], True),
-            "com.atproto.repo.deleteRecord": lambda r: self.write(r, lambda body: [_one("#delete", body)], True),
+            "com.atproto.repo.deleteRecord": lambda r: self.write(
+                r, lambda body: [_one("#delete", body)], True
+            ),
             "com.atproto.repo.getRecord": self.get_record,
             "com.atproto.repo.listRecords": self.list_records,
             "com.atproto.repo.uploadBlob": self.upload_blob,

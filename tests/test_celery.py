@@ -56,8 +56,11 @@ def _wait_for(condition, timeout, what):
 @pytest.fixture
 def redis_url():
     port = _free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
 
     def answers():
@@ -79,14 +82,33 @@ def redis_url():
 @pytest.fixture
 def worker(redis_url, tmp_path):
     """A `celery -A skyline worker --pool=solo` on its own data directory, with Redis as broker."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "skyline.settings", "SKYLINE_DATA_DIR": str(tmp_path / "worker"),
-           "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "skyline.settings",
+        "SKYLINE_DATA_DIR": str(tmp_path / "worker"),
+        "REDIS_URL": redis_url,
+        "PYTHONPATH": str(ROOT),
+    }
     subprocess.run([sys.executable, "-c", PREPARE_WORKER_STORE], cwd=ROOT, env=env, check=True, timeout=120)
     log = open(tmp_path / "worker.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "skyline", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "skyline",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     client = Celery(broker=redis_url, backend=redis_url)
     try:
@@ -99,7 +121,12 @@ def worker(redis_url, tmp_path):
 
 def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url):
     result = worker.send_task("apps.search.tasks.refresh_stats")
-    assert result.get(timeout=90) == {"total_users": 0, "total_posts": 2, "total_follows": 0, "total_likes": 0}
+    assert result.get(timeout=90) == {
+        "total_users": 0,
+        "total_posts": 2,
+        "total_follows": 0,
+        "total_likes": 0,
+    }
     # The worker's refresh is what every web process serves: it is in the shared (Redis) cache.
     shared = RedisCache(redis_url, {}).get(stats.CACHE_KEY)
     assert shared["daily_data"][0]["date"] == "2025-05-04"
@@ -112,7 +139,9 @@ def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url
 def test_the_default_schedule_is_installed_once_and_keeps_operators_edits():
     install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule)
     tasks = {task.name: task for task in PeriodicTask.objects.all()}
-    assert {name: task.task for name, task in tasks.items()} == {name: task for name, task, _ in DEFAULT_SCHEDULE}
+    assert {name: task.task for name, task in tasks.items()} == {
+        name: task for name, task, _ in DEFAULT_SCHEDULE
+    }
     assert tasks["Refresh site statistics"].interval.every == 60
     assert str(tasks["Prune old request analytics"].crontab.hour) == "3"
 
@@ -129,9 +158,15 @@ def test_the_in_process_scheduler_runs_what_is_due_from_the_same_rows():
     install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule)
     now = timezone.now()
     PeriodicTask.objects.update(last_run_at=now)
-    PeriodicTask.objects.filter(name="Refresh site statistics").update(last_run_at=now - datetime.timedelta(minutes=2))
-    PeriodicTask.objects.create(name="Gone", task="apps.nowhere.tasks.vanished",
-                                interval=IntervalSchedule.objects.get(every=60), last_run_at=now - datetime.timedelta(hours=1))
+    PeriodicTask.objects.filter(name="Refresh site statistics").update(
+        last_run_at=now - datetime.timedelta(minutes=2)
+    )
+    PeriodicTask.objects.create(
+        name="Gone",
+        task="apps.nowhere.tasks.vanished",
+        interval=IntervalSchedule.objects.get(every=60),
+        last_run_at=now - datetime.timedelta(hours=1),
+    )
 
     scheduler = InProcessScheduler(tick_seconds=0.05)
     scheduler.start()
@@ -141,7 +176,9 @@ def test_the_in_process_scheduler_runs_what_is_due_from_the_same_rows():
         scheduler.stop()
 
     runs = dict(PeriodicTask.objects.values_list("name", "total_run_count"))
-    assert runs == {name: int(name == "Refresh site statistics") for name, _, _ in DEFAULT_SCHEDULE} | {"Gone": 0}
+    assert runs == {name: int(name == "Refresh site statistics") for name, _, _ in DEFAULT_SCHEDULE} | {
+        "Gone": 0
+    }
     refreshed = PeriodicTask.objects.get(name="Refresh site statistics").last_run_at
     assert refreshed > now - datetime.timedelta(seconds=1)
     cache.clear()

@@ -57,9 +57,11 @@ def a_mixed_repo(account):
     for days in (40, 41, 42):
         old["post"].append(add(account, POST, days, text="old"))
         old["post"].append(add(account, POST, days, text="link", embed=LINK_CARD))
-        old["post_with_media"] += [add(account, POST, days, text="pic", embed=IMAGES),
-                                   add(account, POST, days, text="clip", embed=VIDEO),
-                                   add(account, POST, days, text="quote", embed=QUOTE_WITH_IMAGES)]
+        old["post_with_media"] += [
+            add(account, POST, days, text="pic", embed=IMAGES),
+            add(account, POST, days, text="clip", embed=VIDEO),
+            add(account, POST, days, text="quote", embed=QUOTE_WITH_IMAGES),
+        ]
         old["repost"].append(add(account, REPOST, days, subject={}))
         old["like"].append(add(account, LIKE, days, subject={}))
     for collection in (POST, REPOST, LIKE):
@@ -72,8 +74,14 @@ def a_mixed_repo(account):
 
 
 def post_cleanup(client, **body):
-    payload = {"identifier": "alice.test", "app_password": "app-pass-1234", "cleanup_types": ["post"],
-               "delete_until_days_ago": 30, "actually_delete_stuff": False, **body}
+    payload = {
+        "identifier": "alice.test",
+        "app_password": "app-pass-1234",
+        "cleanup_types": ["post"],
+        "delete_until_days_ago": 30,
+        "actually_delete_stuff": False,
+        **body,
+    }
     return client.post("/repo/cleanup", json.dumps(payload), content_type="application/json")
 
 
@@ -102,7 +110,9 @@ def test_the_test_pds_serves_a_signed_repo_whose_tree_holds_every_record(pds, al
     repo = Repo(car)
     paths = [path for path, _ in repo.record_cids()]
     assert paths == sorted(alice.records)
-    assert [record["text"] for _, _, record in repo.records(POST)] == [alice.records[p]["text"] for p in paths]
+    assert [record["text"] for _, _, record in repo.records(POST)] == [
+        alice.records[p]["text"] for p in paths
+    ]
     # 300 keys make a tree of several layers, not one flat node.
     root = blocks[commit["data"]]
     assert root["l"] is not None or any(entry["t"] for entry in root["e"])
@@ -120,7 +130,11 @@ def test_a_dry_run_counts_by_kind_and_age_and_deletes_nothing(client, pds, alice
     for types, expected in expectations:
         response = post_cleanup(client, cleanup_types=types)
         assert response.status_code == 200
-        assert response.json() == {"num_enqueued": expected, "dry_run": True, "message": "Records will not be deleted"}
+        assert response.json() == {
+            "num_enqueued": expected,
+            "dry_run": True,
+            "message": "Records will not be deleted",
+        }
     assert post_cleanup(client, cleanup_types=["like"], delete_until_days_ago=45).json()["num_enqueued"] == 0
     assert alice.records == before
     assert CleanupJob.objects.count() == 0
@@ -136,9 +150,11 @@ def test_a_job_deletes_exactly_the_selected_records_in_calls_of_ten(client, pds,
     assert response.status_code == 200
     job_id = body["job_id"]
     assert body == {
-        "num_enqueued": len(selected), "dry_run": False, "job_id": job_id,
+        "num_enqueued": len(selected),
+        "dry_run": False,
+        "job_id": job_id,
         "message": f"{len(selected)} records enqueued for deletion in job at: "
-                   f"http://localhost:8000/repo/cleanup?job_id={job_id}",
+        f"http://localhost:8000/repo/cleanup?job_id={job_id}",
     }
     status = client.get("/repo/cleanup", {"job_id": job_id}).json()
     assert status["job_state"] == "running" and status["refresh_token"] == ""
@@ -149,13 +165,19 @@ def test_a_job_deletes_exactly_the_selected_records_in_calls_of_ten(client, pds,
     assert set(alice.records) == kept
     write_calls = [r for r in pds.requests if r.path.endswith("applyWrites")]
     assert [len(r.json()["writes"]) for r in write_calls] == [10, 5]
-    assert {w["$type"] for r in write_calls for w in r.json()["writes"]} == {"com.atproto.repo.applyWrites#delete"}
+    assert {w["$type"] for r in write_calls for w in r.json()["writes"]} == {
+        "com.atproto.repo.applyWrites#delete"
+    }
     status = client.get("/repo/cleanup", {"job_id": job_id}).json()
     assert status["job_state"] == "completed"
     assert (status["num_deleted"], status["num_deleted_today"], status["est_num_remaining"]) == (15, 15, 0)
     assert CleanupJob.objects.get().refresh_token_encrypted == ""
     assert client.get("/repo/cleanup", {"did": alice.did}).json() == [status]
-    assert client.get("/repo/cleanup/stats").json() == {"total_num_deleted": 15, "num_jobs": 1, "num_repos": 1}
+    assert client.get("/repo/cleanup/stats").json() == {
+        "total_num_deleted": 15,
+        "num_jobs": 1,
+        "num_repos": 1,
+    }
 
 
 def test_the_refresh_token_is_encrypted_at_rest_and_rotated_every_run(client, pds, alice, settings):
@@ -197,7 +219,10 @@ def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, 
     assert run_job(job_id) == "daily limit reached"
     assert len(pds.write_times) == calls_so_far
     job.refresh_from_db()
-    assert job.next_run_at.date() > timezone.now().date() or job.next_run_at >= timezone.now() + datetime.timedelta(hours=1)
+    assert (
+        job.next_run_at.date() > timezone.now().date()
+        or job.next_run_at >= timezone.now() + datetime.timedelta(hours=1)
+    )
 
     # The same day-of-month a month ago is another date: the day's count starts again.
     month_ago = job.last_deleted_at - datetime.timedelta(days=30)
@@ -225,7 +250,11 @@ def test_an_error_mid_run_keeps_every_delete_done_and_the_rotated_token(client, 
     assert (job.state, job.num_deleted, job.est_num_remaining) == ("running", 20, 25)
     assert len(alice.records) == 25
     assert job.refresh_token in pds.refresh_tokens
-    assert timezone.now() + datetime.timedelta(minutes=4) < job.next_run_at < timezone.now() + datetime.timedelta(minutes=6)
+    assert (
+        timezone.now() + datetime.timedelta(minutes=4)
+        < job.next_run_at
+        < timezone.now() + datetime.timedelta(minutes=6)
+    )
 
     pds.fail_writes_after(None)
     make_due(job)
@@ -264,8 +293,12 @@ def test_a_deleted_account_ends_the_job_as_errored(client, pds, alice):
 def test_an_account_has_one_running_job_at_a_time(client, pds, alice):
     first = start_job(client, alice, 1)
     again = post_cleanup(client, actually_delete_stuff=True).json()
-    assert again == {"num_enqueued": 0, "dry_run": False, "job_id": first,
-                     "message": "Found existing active job for your account, you can only have one job running at a time."}
+    assert again == {
+        "num_enqueued": 0,
+        "dry_run": False,
+        "job_id": first,
+        "message": "Found existing active job for your account, you can only have one job running at a time.",
+    }
     assert CleanupJob.objects.count() == 1
 
 
@@ -283,7 +316,9 @@ def test_only_the_owner_can_cancel_a_job(client, pds, alice, plc):
     url = f"/repo/cleanup?job_id={job_id}"
 
     def cancel(body=None, **headers):
-        return client.delete(url, json.dumps(body) if body else "", content_type="application/json", headers=headers)
+        return client.delete(
+            url, json.dumps(body) if body else "", content_type="application/json", headers=headers
+        )
 
     assert cancel().status_code == 401
     assert cancel({"identifier": "alice.test", "app_password": "wrong"}).status_code == 401
@@ -302,7 +337,9 @@ def test_only_the_owner_can_cancel_a_job(client, pds, alice, plc):
 def test_the_owner_can_cancel_with_an_access_token(client, pds, alice):
     job_id = start_job(client, alice, 1)
     session = pds._session(alice)
-    response = client.delete(f"/repo/cleanup?job_id={job_id}", headers={"Authorization": f"Bearer {session['accessJwt']}"})
+    response = client.delete(
+        f"/repo/cleanup?job_id={job_id}", headers={"Authorization": f"Bearer {session['accessJwt']}"}
+    )
     assert response.status_code == 200
     assert CleanupJob.objects.get().state == "cancelled"
 
@@ -326,11 +363,31 @@ def test_a_job_cancelled_during_a_run_stops_after_the_current_call(client, pds, 
 @pytest.mark.parametrize(
     "body, status, error",
     [
-        ({"identifier": "not an identifier!"}, 400, "error cleaning up records: failed to parse identifier as at-identifier or email address"),
-        ({"app_password": "nope"}, 401, "error cleaning up records: could not sign in: Invalid identifier or password"),
-        ({"cleanup_types": ["everything"]}, 400, "error cleaning up records: cleanup_types must be some of post, post_with_media, repost, like"),
-        ({"delete_until_days_ago": -1}, 400, "error cleaning up records: delete_until_days_ago must be between 0 and 36500"),
-        ({"delete_until_days_ago": "soon"}, 400, "error parsing request: delete_until_days_ago: Input should be a valid integer, unable to parse string as an integer"),
+        (
+            {"identifier": "not an identifier!"},
+            400,
+            "error cleaning up records: failed to parse identifier as at-identifier or email address",
+        ),
+        (
+            {"app_password": "nope"},
+            401,
+            "error cleaning up records: could not sign in: Invalid identifier or password",
+        ),
+        (
+            {"cleanup_types": ["everything"]},
+            400,
+            "error cleaning up records: cleanup_types must be some of post, post_with_media, repost, like",
+        ),
+        (
+            {"delete_until_days_ago": -1},
+            400,
+            "error cleaning up records: delete_until_days_ago must be between 0 and 36500",
+        ),
+        (
+            {"delete_until_days_ago": "soon"},
+            400,
+            "error parsing request: delete_until_days_ago: Input should be a valid integer, unable to parse string as an integer",
+        ),
         ({"identifier": "nobody.test"}, 400, None),
     ],
 )
@@ -349,7 +406,9 @@ def test_an_email_signs_in_at_the_entryway(client, pds, alice):
 
 
 def test_status_queries_answer_the_seed_errors(client, pds):
-    assert client.get("/repo/cleanup").json() == {"error": "must specify either job_id or did in query params"}
+    assert client.get("/repo/cleanup").json() == {
+        "error": "must specify either job_id or did in query params"
+    }
     missing = client.get("/repo/cleanup", {"job_id": "6f1c6a7e-8f1e-4a43-9a55-4e7b5a1f0d11"})
     assert (missing.status_code, missing.json()) == (404, {"error": "job not found"})
     assert client.get("/repo/cleanup", {"job_id": "../../etc"}).status_code == 404
@@ -367,9 +426,12 @@ def test_tokens_and_app_passwords_are_never_logged_or_returned(client, pds, alic
     pds.fail_writes_after(1)
     run_job(job_id)
     secrets_seen |= set(pds.refresh_tokens) | set(pds.access_tokens)
-    bodies = [post_cleanup(client).content, client.get("/repo/cleanup", {"job_id": job_id}).content,
-               client.get("/repo/cleanup", {"did": alice.did}).content,
-               post_cleanup(client, app_password="wrong-pass-99").content]
+    bodies = [
+        post_cleanup(client).content,
+        client.get("/repo/cleanup", {"job_id": job_id}).content,
+        client.get("/repo/cleanup", {"did": alice.did}).content,
+        post_cleanup(client, app_password="wrong-pass-99").content,
+    ]
     text = caplog.text + b"".join(bodies).decode()
     assert len(secrets_seen) > 3
     assert not [secret for secret in secrets_seen if secret in text]

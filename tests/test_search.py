@@ -14,16 +14,40 @@ UTC = datetime.timezone.utc
 START = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = "did:plc:" + "a" * 24, "did:plc:" + "b" * 24
 _versions = itertools.count(1)
-COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri", "root_uri",
-           "deleted", "time_us"]
+COLUMNS = [
+    "did",
+    "rkey",
+    "uri",
+    "created_at",
+    "text",
+    "langs",
+    "has_embedded_media",
+    "parent_uri",
+    "root_uri",
+    "deleted",
+    "time_us",
+]
 
 
 def index(*posts):
     """Posts as (did, rkey, minutes after START, text, langs[, deleted]); each a new version."""
     rows = []
     for did, rkey, minutes, text, langs, *deleted in posts:
-        rows.append((did, rkey, f"at://{did}/app.bsky.feed.post/{rkey}", START + datetime.timedelta(minutes=minutes),
-                     text, langs, 0, "", "", deleted[0] if deleted else 0, next(_versions)))
+        rows.append(
+            (
+                did,
+                rkey,
+                f"at://{did}/app.bsky.feed.post/{rkey}",
+                START + datetime.timedelta(minutes=minutes),
+                text,
+                langs,
+                0,
+                "",
+                "",
+                deleted[0] if deleted else 0,
+                next(_versions),
+            )
+        )
     connections["clickhouse"].insert_rows("posts", COLUMNS, rows)
 
 
@@ -55,9 +79,17 @@ def test_words_match_whole_words_in_any_case_newest_first(client, posts):
     assert uris(body) == ["p7", "p6", "p4", "p3", "p1"]
     assert "cursor" not in body
     first = body["posts"][-1]
-    assert first == {"uri": f"at://{ALICE}/app.bsky.feed.post/p1", "did": ALICE, "rkey": "p1", "text": "I love my cat!",
-                     "langs": ["en"], "created_at": "2025-03-01T12:01:00Z", "has_embedded_media": False,
-                     "parent_uri": "", "root_uri": ""}
+    assert first == {
+        "uri": f"at://{ALICE}/app.bsky.feed.post/p1",
+        "did": ALICE,
+        "rkey": "p1",
+        "text": "I love my cat!",
+        "langs": ["en"],
+        "created_at": "2025-03-01T12:01:00Z",
+        "has_embedded_media": False,
+        "parent_uri": "",
+        "root_uri": "",
+    }
 
 
 def test_every_word_must_match_and_a_phrase_matches_in_order(client, posts):
@@ -71,7 +103,10 @@ def test_every_word_must_match_and_a_phrase_matches_in_order(client, posts):
 def test_filters_by_author_language_and_time(client, posts):
     assert uris(search(client, q="cat", author=BOB)) == ["p6", "p4", "p3"]
     assert uris(search(client, q="cat", lang="es")) == ["p6"]
-    assert uris(search(client, q="cat", since="2025-03-01T12:03:00Z", until="2025-03-01T12:06:00Z")) == ["p4", "p3"]
+    assert uris(search(client, q="cat", since="2025-03-01T12:03:00Z", until="2025-03-01T12:06:00Z")) == [
+        "p4",
+        "p3",
+    ]
     assert uris(search(client, author=ALICE)) == ["p7", "p5", "p2", "p1"]
 
 
@@ -107,34 +142,57 @@ def test_a_page_is_filled_past_many_deleted_matches(client):
 
 
 def test_the_token_index_narrows_the_scan(posts):
-    plan = "\n".join(row[0] for row in query(
-        "EXPLAIN indexes = 1 SELECT did FROM posts WHERE hasToken(lowerUTF8(text), %s)", ["cat"]))
+    plan = "\n".join(
+        row[0]
+        for row in query(
+            "EXPLAIN indexes = 1 SELECT did FROM posts WHERE hasToken(lowerUTF8(text), %s)", ["cat"]
+        )
+    )
     assert "posts_text_tokens" in plan
 
 
-@pytest.mark.parametrize("q", ["'; DROP TABLE posts; --", "\\", "%s %(x)s {hours:UInt32}", "\x00", "a\"b\"c\"",
-                               "''''", "☃" * 100, "cat' OR '1'='1", "hasToken(text, 'cat')"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "'; DROP TABLE posts; --",
+        "\\",
+        "%s %(x)s {hours:UInt32}",
+        "\x00",
+        'a"b"c"',
+        "''''",
+        "☃" * 100,
+        "cat' OR '1'='1",
+        "hasToken(text, 'cat')",
+    ],
+)
 def test_any_query_text_is_safe(client, posts, q):
     # Each is words no post has, or no words at all: never SQL, never a 500.
     response = client.get("/api/search/posts", {"q": q})
     assert (response.status_code, response.json()) in [
-        (200, {"posts": []}), (400, {"error": "q must have a word to search for (or give author)"})]
+        (200, {"posts": []}),
+        (400, {"error": "q must have a word to search for (or give author)"}),
+    ]
     assert query("SELECT count() FROM posts") == [(7,)]
 
 
-@pytest.mark.parametrize("params, error", [
-    ({}, "q must have a word to search for (or give author)"),
-    ({"q": "!!!"}, "q must have a word to search for (or give author)"),
-    ({"q": "x" * 513}, "q must be at most 512 characters"),
-    ({"q": "cat", "limit": 0}, "limit must be between 1 and 100"),
-    ({"q": "cat", "limit": 101}, "limit must be between 1 and 100"),
-    ({"q": "cat", "cursor": "yesterday"}, "cursor is not one this API gave out"),
-    ({"q": "cat", "lang": "en'); --"}, "lang must be a language tag such as en or pt-BR"),
-    ({"q": "cat", "author": "not a did"}, "author must be a DID or a handle"),
-    ({"q": "cat", "since": "last week"},
-     "since must be an ISO 8601 date or time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"),
-    ({"q": " ".join(f"w{n}" for n in range(17))}, "q may have at most 16 words"),
-])
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({}, "q must have a word to search for (or give author)"),
+        ({"q": "!!!"}, "q must have a word to search for (or give author)"),
+        ({"q": "x" * 513}, "q must be at most 512 characters"),
+        ({"q": "cat", "limit": 0}, "limit must be between 1 and 100"),
+        ({"q": "cat", "limit": 101}, "limit must be between 1 and 100"),
+        ({"q": "cat", "cursor": "yesterday"}, "cursor is not one this API gave out"),
+        ({"q": "cat", "lang": "en'); --"}, "lang must be a language tag such as en or pt-BR"),
+        ({"q": "cat", "author": "not a did"}, "author must be a DID or a handle"),
+        (
+            {"q": "cat", "since": "last week"},
+            "since must be an ISO 8601 date or time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z",
+        ),
+        ({"q": " ".join(f"w{n}" for n in range(17))}, "q may have at most 16 words"),
+    ],
+)
 def test_bad_parameters_get_a_400_that_says_why(client, posts, params, error):
     assert search(client, status=400, **params) == {"error": error}
 

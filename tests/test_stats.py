@@ -37,33 +37,88 @@ def insert(table, columns, rows):
 
 def post(did, day, deleted=0, rkey=None):
     rkey = rkey or key_at(day)
-    row = (did, rkey, f"at://{did}/app.bsky.feed.post/{rkey}", day, "" if deleted else "hello", [], 0, "", "", deleted,
-           next(_time_us))
-    insert("posts", ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-                     "root_uri", "deleted", "time_us"], [row])
+    row = (
+        did,
+        rkey,
+        f"at://{did}/app.bsky.feed.post/{rkey}",
+        day,
+        "" if deleted else "hello",
+        [],
+        0,
+        "",
+        "",
+        deleted,
+        next(_time_us),
+    )
+    insert(
+        "posts",
+        [
+            "did",
+            "rkey",
+            "uri",
+            "created_at",
+            "text",
+            "langs",
+            "has_embedded_media",
+            "parent_uri",
+            "root_uri",
+            "deleted",
+            "time_us",
+        ],
+        [row],
+    )
     return rkey
 
 
 def like(did, day, deleted=0, rkey=None):
     rkey = rkey or key_at(day)
     subject = "" if deleted else f"at://{ERIN}/app.bsky.feed.post/3kabc"
-    insert("likes", ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
-                     "created_at", "deleted", "time_us"],
-           [(did, rkey, subject, ERIN if subject else "", "app.bsky.feed.post" if subject else "", "3kabc" if subject else "",
-             day, deleted, next(_time_us))])
+    insert(
+        "likes",
+        [
+            "actor_did",
+            "rkey",
+            "subject_uri",
+            "subject_did",
+            "subject_collection",
+            "subject_rkey",
+            "created_at",
+            "deleted",
+            "time_us",
+        ],
+        [
+            (
+                did,
+                rkey,
+                subject,
+                ERIN if subject else "",
+                "app.bsky.feed.post" if subject else "",
+                "3kabc" if subject else "",
+                day,
+                deleted,
+                next(_time_us),
+            )
+        ],
+    )
     return rkey
 
 
 def graph(table, did, day, deleted=0, rkey=None):
     rkey = rkey or key_at(day)
-    insert(table, ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"],
-           [(did, rkey, "" if deleted else ERIN, day, deleted, next(_time_us))])
+    insert(
+        table,
+        ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"],
+        [(did, rkey, "" if deleted else ERIN, day, deleted, next(_time_us))],
+    )
     return rkey
 
 
 def commits(*dids):
-    insert("repo_records", ["repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"],
-           [(did, "app.bsky.actor.profile", "self", "create", "{}", TODAY, 0, next(_time_us)) for did in dids])
+    insert(
+        "repo_records",
+        ["repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"],
+        [(did, "app.bsky.actor.profile", "self", "create", "{}", TODAY, 0, next(_time_us)) for did in dids],
+    )
 
 
 def index_a_few_days():
@@ -103,8 +158,10 @@ EXPECTED_DAYS = [
 def test_daily_counts_are_exact_and_deletes_come_off_the_day_they_were_counted():
     index_a_few_days()
     assert stats.daily_stats(3) == EXPECTED_DAYS
-    assert stats.daily_stats(5)[3:] == [day(DAY1.date() - datetime.timedelta(days=1)),
-                                        day(DAY1.date() - datetime.timedelta(days=2))]
+    assert stats.daily_stats(5)[3:] == [
+        day(DAY1.date() - datetime.timedelta(days=1)),
+        day(DAY1.date() - datetime.timedelta(days=2)),
+    ]
 
 
 def test_the_stats_endpoint_has_the_seed_shape_and_totals(client):
@@ -142,4 +199,9 @@ def test_an_empty_index_gives_zeros_not_an_error(client):
     response = client.get("/api/stats")
     assert response.status_code == 200
     assert {key: value for key, value in response.json().items() if key != "updated_at"} == {
-        "total_users": 0, "total_posts": 0, "total_follows": 0, "total_likes": 0, "daily_data": []}
+        "total_users": 0,
+        "total_posts": 0,
+        "total_follows": 0,
+        "total_likes": 0,
+        "daily_data": [],
+    }

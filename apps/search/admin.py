@@ -7,14 +7,36 @@ from .models import CleanupJob
 
 @admin.register(CleanupJob)
 class CleanupJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "repo", "job_state", "num_deleted", "num_deleted_today", "est_num_remaining",
-                    "created_at", "last_deleted_at", "next_run_at"]
+    list_display = [
+        "id",
+        "repo",
+        "job_state",
+        "num_deleted",
+        "num_deleted_today",
+        "est_num_remaining",
+        "created_at",
+        "last_deleted_at",
+        "next_run_at",
+    ]
     list_filter = ["state"]
     search_fields = ["=id", "=repo"]
     ordering = ["-created_at"]
     # Everything but the encrypted token, which is never shown.
-    fields = ["id", "repo", "job_state", "error", "cleanup_types", "delete_older_than", "num_deleted",
-              "num_deleted_today", "est_num_remaining", "created_at", "updated_at", "last_deleted_at", "next_run_at"]
+    fields = [
+        "id",
+        "repo",
+        "job_state",
+        "error",
+        "cleanup_types",
+        "delete_older_than",
+        "num_deleted",
+        "num_deleted_today",
+        "est_num_remaining",
+        "created_at",
+        "updated_at",
+        "last_deleted_at",
+        "next_run_at",
+    ]
     readonly_fields = fields
     actions = ["cancel_jobs"]
 

@@ -79,10 +79,20 @@ def seed_stats(request):
 
 
 @api.get("/api/search/posts", url_name="search_posts")
-def search_posts(request, q: str = "", author: str = "", lang: str = "", since: str = "", until: str = "",
-                 limit: int = 25, cursor: str = ""):
+def search_posts(
+    request,
+    q: str = "",
+    author: str = "",
+    lang: str = "",
+    since: str = "",
+    until: str = "",
+    limit: int = 25,
+    cursor: str = "",
+):
     """Posts with all the words and "quoted phrases" of q, newest first; pass `cursor` back for more."""
-    return search.search_posts(q=q, author=author, lang=lang, since=since, until=until, limit=limit, cursor=cursor)
+    return search.search_posts(
+        q=q, author=author, lang=lang, since=since, until=until, limit=limit, cursor=cursor
+    )
 
 
 @api.get("/redir", url_name="redir")
@@ -113,7 +123,11 @@ class CleanupRequest(Schema):
 @api.post("/repo/cleanup", url_name="cleanup_start")
 def start_cleanup(request, body: CleanupRequest):
     return cleanup.start_cleanup(
-        body.identifier, body.app_password, body.cleanup_types, body.delete_until_days_ago, body.actually_delete_stuff
+        body.identifier,
+        body.app_password,
+        body.cleanup_types,
+        body.delete_until_days_ago,
+        body.actually_delete_stuff,
     )
 
 
@@ -153,7 +167,7 @@ def cancel_cleanup(request, job_id: str = ""):
     if not isinstance(proof, dict):
         return _error("error parsing request: the body is not a JSON object", 400)
     authorization = request.headers.get("Authorization", "")
-    access_token = authorization[len("Bearer "):].strip() if authorization.startswith("Bearer ") else ""
+    access_token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else ""
     cleanup.cancel_cleanup(
         job,
         identifier=str(proof.get("identifier") or ""),

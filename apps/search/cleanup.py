@@ -35,7 +35,13 @@ LEASE_SECONDS = 1800
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MEDIA = {"app.bsky.embed.images", "app.bsky.embed.video"}
 _EXPIRED = ("ExpiredToken", "InvalidToken")
-_ACCOUNT_GONE = ("Could not find user info", "AccountNotFound", "AccountDeactivated", "AccountTakedown", "RepoNotFound")
+_ACCOUNT_GONE = (
+    "Could not find user info",
+    "AccountNotFound",
+    "AccountDeactivated",
+    "AccountTakedown",
+    "RepoNotFound",
+)
 
 
 class CleanupError(Exception):
@@ -155,7 +161,10 @@ def start_cleanup(identifier, app_password, cleanup_types, delete_until_days_ago
     if not actually_delete_stuff:
         return {"num_enqueued": len(selected), "dry_run": True, "message": "Records will not be deleted"}
     job = CleanupJob(
-        repo=did, cleanup_types=sorted(set(cleanup_types)), delete_older_than=older_than, est_num_remaining=len(selected)
+        repo=did,
+        cleanup_types=sorted(set(cleanup_types)),
+        delete_older_than=older_than,
+        est_num_remaining=len(selected),
     )
     job.refresh_token = session["refreshJwt"]
     try:
@@ -190,7 +199,9 @@ def cancel_cleanup(job, identifier="", app_password="", access_token=""):
     elif identifier and app_password:
         did = _sign_in(identifier, app_password)["did"]
     else:
-        raise CleanupError(401, "cancelling a job needs the account's identifier and app password, or an access token")
+        raise CleanupError(
+            401, "cancelling a job needs the account's identifier and app password, or an access token"
+        )
     if did != job.repo:
         raise CleanupError(403, "only the account that created the job can cancel it")
     if job.state == CleanupJob.State.COMPLETED:
@@ -249,12 +260,16 @@ def _run(job):
 
     with XrpcClient(pds, timeout=300) as client:
         try:
-            selected = selected_records(Repo(client.get_repo(job.repo)), job.cleanup_types, job.delete_older_than)
+            selected = selected_records(
+                Repo(client.get_repo(job.repo)), job.cleanup_types, job.delete_older_than
+            )
         except (XrpcError, RepoError) as exc:
             logger.warning("clean-up job %s: could not read the repo: %s", job.id, exc)
             job.schedule(settings.CLEANUP_RETRY_INTERVAL)
             return "repo unavailable"
-        return _delete(job, client, session["accessJwt"], selected, min(settings.CLEANUP_DELETES_PER_RUN, left_today))
+        return _delete(
+            job, client, session["accessJwt"], selected, min(settings.CLEANUP_DELETES_PER_RUN, left_today)
+        )
 
 
 def _session_failed(job, exc):

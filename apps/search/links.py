@@ -39,7 +39,7 @@ def parse_at_uri(value):
     """(authority, collection or None, rkey or None) of an at-URI; LinkError(400) if it is not one."""
     if not value.startswith("at://") or any(char in value for char in "?# \t\r\n"):
         raise LinkError(400, "invalid atUri")
-    parts = value[len("at://"):].split("/")
+    parts = value[len("at://") :].split("/")
     if not 1 <= len(parts) <= 3 or not is_identifier(parts[0]):
         raise LinkError(400, "invalid atUri")
     collection = parts[1] if len(parts) > 1 else None

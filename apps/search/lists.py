@@ -33,7 +33,7 @@ def _list_uri(uri):
 def list_members(uri):
     """{"members": [DIDs in repo order, once each], "list": the list record, or {} if it is gone}."""
     list_uri = _list_uri(uri)
-    did, rkey = list_uri[len("at://"):].split("/")[0], list_uri.rsplit("/", 1)[1]
+    did, rkey = list_uri[len("at://") :].split("/")[0], list_uri.rsplit("/", 1)[1]
     try:
         pds = identity.pds_endpoint(did)
     except identity.IdentityError as exc:
@@ -49,6 +49,10 @@ def list_members(uri):
     for collection, record_rkey, value in repo.records(LIST):
         if collection == LIST and record_rkey == rkey:
             record = record_json(value)
-        elif collection == LIST_ITEM and value.get("list") == list_uri and identity.is_did(value.get("subject")):
+        elif (
+            collection == LIST_ITEM
+            and value.get("list") == list_uri
+            and identity.is_did(value.get("subject"))
+        ):
             members.append(value["subject"])
     return {"members": list(dict.fromkeys(members)), "list": record}

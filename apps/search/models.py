@@ -51,7 +51,9 @@ def _token_cipher():
     """Fernet keyed from SECRET_KEY (and its fallbacks, so a rotated key still decrypts old tokens)."""
 
     def fernet(secret):
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"skyline cleanup refresh tokens")
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"skyline cleanup refresh tokens"
+        )
         return Fernet(base64.urlsafe_b64encode(derived.derive(secret.encode())))
 
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
@@ -64,7 +66,11 @@ class CleanupJobQuerySet(models.QuerySet):
 
     def due(self, now):
         """Running jobs whose next run has come and that no worker holds."""
-        return self.running().filter(next_run_at__lte=now).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        return (
+            self.running()
+            .filter(next_run_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        )
 
 
 class CleanupJob(models.Model):
@@ -105,7 +111,9 @@ class CleanupJob(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # One running job per account, even when two requests race.
-            models.UniqueConstraint(fields=["repo"], condition=Q(state="running"), name="one_running_cleanup_per_repo"),
+            models.UniqueConstraint(
+                fields=["repo"], condition=Q(state="running"), name="one_running_cleanup_per_repo"
+            ),
         ]
 
     def __str__(self):
@@ -164,7 +172,10 @@ class CleanupJob(models.Model):
 
     def deletes_left_today(self, now, per_day):
         """How many more records may go today (UTC), resetting the day's count on a new UTC date."""
-        if self.last_deleted_at is None or self.last_deleted_at.astimezone(datetime.timezone.utc).date() != now.date():
+        if (
+            self.last_deleted_at is None
+            or self.last_deleted_at.astimezone(datetime.timezone.utc).date() != now.date()
+        ):
             self.num_deleted_today = 0
         return max(per_day - self.num_deleted_today, 0)
 
@@ -200,7 +211,9 @@ class CleanupJob(models.Model):
         return self._save_if_running(**fields)
 
     def fail(self, error):
-        return self._save_if_running(state=self.State.ERRORED, error=error, refresh_token_encrypted="", lease_until=None)
+        return self._save_if_running(
+            state=self.State.ERRORED, error=error, refresh_token_encrypted="", lease_until=None
+        )
 
     def cancel(self):
         """Stop the job and forget its token; False when it had already ended."""

@@ -8,7 +8,11 @@ DEFAULT_SCHEDULE = [
     ("Refresh trending feeds", "apps.feeds.tasks.refresh_trending_feeds", 60),
     ("Refresh site statistics", "apps.search.tasks.refresh_stats", 60),
     ("Run repo clean-up jobs", "apps.search.tasks.run_cleanup_jobs", 60),
-    ("Prune old request analytics", "apps.feeds.tasks.prune_request_analytics", {"minute": "17", "hour": "3"}),
+    (
+        "Prune old request analytics",
+        "apps.feeds.tasks.prune_request_analytics",
+        {"minute": "17", "hour": "3"},
+    ),
 ]
 
 

@@ -63,7 +63,9 @@ def _match_sql(words, phrases):
             conditions.append("hasToken(lowerUTF8(text), %s)")
         params.append(word)
     for phrase in phrases:
-        conditions.append("position(concat(' ', arrayStringConcat(splitByNonAlpha(lowerUTF8(text)), ' '), ' '), %s) > 0")
+        conditions.append(
+            "position(concat(' ', arrayStringConcat(splitByNonAlpha(lowerUTF8(text)), ' '), ' '), %s) > 0"
+        )
         params.append(" " + " ".join(phrase) + " ")
     return conditions, params
 
@@ -72,7 +74,9 @@ def _parse_time(value, name):
     try:
         parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise SearchError(f"{name} must be an ISO 8601 date or time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z") from None
+        raise SearchError(
+            f"{name} must be an ISO 8601 date or time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 

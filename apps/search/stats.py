@@ -22,8 +22,12 @@ CACHE_KEY = "search:stats"
 # Kept well past the refresh interval: a stalled refresher shows older numbers, not none.
 CACHE_SECONDS = 3600
 FIRST_DAY = datetime.date(2023, 3, 1)
-METRICS = {"posts": ("num_posts", "num_posters"), "likes": ("num_likes", "num_likers"),
-           "follows": ("num_follows", "num_followers"), "blocks": ("num_blocks", "num_blockers")}
+METRICS = {
+    "posts": ("num_posts", "num_posters"),
+    "likes": ("num_likes", "num_likers"),
+    "follows": ("num_follows", "num_followers"),
+    "blocks": ("num_blocks", "num_blockers"),
+}
 EMPTY_DAY = {name: 0 for names in METRICS.values() for name in names}
 
 

@@ -38,7 +38,11 @@ def refresh_stats():
 @shared_task
 def run_cleanup_jobs():
     """Hand each due clean-up job to a worker (in process when tasks run eagerly); their ids."""
-    due = list(CleanupJob.objects.due(timezone.now()).order_by("next_run_at").values_list("id", flat=True)[:DUE_JOBS_PER_TICK])
+    due = list(
+        CleanupJob.objects.due(timezone.now())
+        .order_by("next_run_at")
+        .values_list("id", flat=True)[:DUE_JOBS_PER_TICK]
+    )
     for job_id in due:
         run_cleanup_job.delay(str(job_id))
     return [str(job_id) for job_id in due]

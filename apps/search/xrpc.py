@@ -45,7 +45,9 @@ class XrpcClient:
         try:
             response = self._http.request(http_method, f"{self.host}/xrpc/{nsid}", headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise XrpcError(0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})") from None
+            raise XrpcError(
+                0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})"
+            ) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -94,6 +96,8 @@ class XrpcClient:
 
 
 def _session(body):
-    if not all(isinstance(body.get(key), str) and body.get(key) for key in ("did", "accessJwt", "refreshJwt")):
+    if not all(
+        isinstance(body.get(key), str) and body.get(key) for key in ("did", "accessJwt", "refreshJwt")
+    ):
         raise XrpcError(200, "InvalidResponse", "the session has no did or tokens")
     return body

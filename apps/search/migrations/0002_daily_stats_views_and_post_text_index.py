@@ -29,8 +29,12 @@ RECORD_DAY = (
 )
 
 # (metric, source table, the column naming the record's account)
-METRICS = [("posts", "posts", "did"), ("likes", "likes", "actor_did"), ("follows", "follows", "actor_did"),
-           ("blocks", "blocks", "actor_did")]
+METRICS = [
+    ("posts", "posts", "did"),
+    ("likes", "likes", "actor_did"),
+    ("follows", "follows", "actor_did"),
+    ("blocks", "blocks", "actor_did"),
+]
 
 
 def _metric_view(metric, table, actor):
@@ -67,13 +71,16 @@ GROUP BY date
 
 ACCOUNTS_BACKFILL = """
 INSERT INTO daily_stats (date, metric_type, count, actors)
-SELECT toDate(fromUnixTimestamp64Micro(time_us), 'UTC') AS date, 'accounts', toInt64(count()), uniqCombinedState(14)(repo)
+SELECT toDate(fromUnixTimestamp64Micro(time_us), 'UTC') AS date, 'accounts', toInt64(count()),
+       uniqCombinedState(14)(repo)
 FROM repo_records
 GROUP BY date
 """
 
 # hasToken(lowerUTF8(text), word) reads only the granules whose bloom filter may hold the word.
-TEXT_INDEX = "ALTER TABLE posts ADD INDEX IF NOT EXISTS posts_text_tokens lowerUTF8(text) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1"
+TEXT_INDEX = (
+    "ALTER TABLE posts ADD INDEX IF NOT EXISTS posts_text_tokens lowerUTF8(text) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1"
+)
 MATERIALIZE_TEXT_INDEX = "ALTER TABLE posts MATERIALIZE INDEX posts_text_tokens"
 
 
@@ -89,7 +96,11 @@ class Migration(migrations.Migration):
             )
             for metric, table, actor in METRICS
         ],
-        migrations.RunSQL([ACCOUNTS_VIEW, ACCOUNTS_BACKFILL], "DROP VIEW IF EXISTS daily_stats_accounts_mv", hints={"database": "clickhouse"}),
+        migrations.RunSQL(
+            [ACCOUNTS_VIEW, ACCOUNTS_BACKFILL],
+            "DROP VIEW IF EXISTS daily_stats_accounts_mv",
+            hints={"database": "clickhouse"},
+        ),
         migrations.RunSQL(
             [TEXT_INDEX, MATERIALIZE_TEXT_INDEX],
             "ALTER TABLE posts DROP INDEX IF EXISTS posts_text_tokens",

@@ -12,6 +12,9 @@ def install(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("search", "0002_daily_stats_views_and_post_text_index"), ("django_celery_beat", "0019_alter_periodictasks_options")]
+    dependencies = [
+        ("search", "0002_daily_stats_views_and_post_text_index"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
 
     operations = [migrations.RunPython(install, migrations.RunPython.noop)]
