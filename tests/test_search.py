@@ -6,6 +6,7 @@ import itertools
 import pytest
 from django.db import connections
 
+from apps.indexer.rows import COLUMNS
 from tests.conftest import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
@@ -14,19 +15,6 @@ UTC = datetime.timezone.utc
 START = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = "did:plc:" + "a" * 24, "did:plc:" + "b" * 24
 _versions = itertools.count(1)
-COLUMNS = [
-    "did",
-    "rkey",
-    "uri",
-    "created_at",
-    "text",
-    "langs",
-    "has_embedded_media",
-    "parent_uri",
-    "root_uri",
-    "deleted",
-    "time_us",
-]
 
 
 def index(*posts):
@@ -48,7 +36,7 @@ def index(*posts):
                 next(_versions),
             )
         )
-    connections["clickhouse"].insert_rows("posts", COLUMNS, rows)
+    connections["clickhouse"].insert_rows("posts", COLUMNS["posts"], rows)
 
 
 def search(client, status=200, **params):

@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connections
 
+from apps.indexer.rows import COLUMNS
 from apps.search import stats, tasks
 from tests.conftest import BOTH_STORES
 from tests.pds import tid
@@ -52,19 +53,7 @@ def post(did, day, deleted=0, rkey=None):
     )
     insert(
         "posts",
-        [
-            "did",
-            "rkey",
-            "uri",
-            "created_at",
-            "text",
-            "langs",
-            "has_embedded_media",
-            "parent_uri",
-            "root_uri",
-            "deleted",
-            "time_us",
-        ],
+        COLUMNS["posts"],
         [row],
     )
     return rkey
