@@ -9,7 +9,6 @@ exceptions so Django and the backend handle errors as they do with a server.
 import re
 import threading
 
-import chdb
 import orjson
 from clickhouse_driver.dbapi.errors import (  # noqa: F401  (re-exported: Django reads them here)
     DatabaseError,
@@ -88,7 +87,13 @@ def _open(path):
 
     The embedded engine shuts down when its last session closes and takes ~60 ms to start again,
     so one anchor session is held open per path; sessions opened after it are cheap.
+
+    chDB is imported here, on first use, not with this module: once loaded, a process that forks
+    (gunicorn's master) leaves its child unable to run a query, so `manage.py serve` must be able
+    to load Django and this backend without loading chDB.
     """
+    import chdb
+
     with _engine_lock:
         try:
             if path not in _engine_anchor:

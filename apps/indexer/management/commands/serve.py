@@ -1,30 +1,113 @@
-"""`manage.py serve`: run Skyline's web app with gunicorn in one process tree."""
+"""`manage.py serve`: all of Skyline in one process, for the embedded default.
 
-from django.core.management.base import BaseCommand
+chDB lets one process open a data directory, so the web app (gunicorn, one worker with threads),
+the firehose consumer and the scheduled tasks all run in the same worker process: gunicorn's
+post_worker_init hook starts the background roles there, and its worker_exit hook stops them
+(the consumer writes what it holds and saves its cursor) before the process ends. The gunicorn
+master process never opens a store. SIGTERM or Ctrl-C stops everything and exits 0.
+"""
+
+import logging
+import sys
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
 from gunicorn.app.base import BaseApplication
 
+from apps.indexer.consumer import Consumer
+from skyline.scheduler import InProcessScheduler
 from skyline.wsgi import application
+
+logger = logging.getLogger(__name__)
+
+RESTART_DELAY = 5.0
+
+
+class BackgroundRoles:
+    """The roles that run beside the web app in the serving process, each in a thread."""
+
+    def __init__(self, consumer=True, scheduler=True):
+        self.want_consumer = consumer
+        self.want_scheduler = scheduler
+        self.consumer = None
+        self.scheduler = None
+        self._stopping = threading.Event()
+        self._consumer_thread = None
+
+    def start(self):
+        if self.want_scheduler:
+            self.scheduler = InProcessScheduler()
+            self.scheduler.start()
+        if self.want_consumer:
+            self._consumer_thread = threading.Thread(target=self._follow, name="skyline-consumer", daemon=True)
+            self._consumer_thread.start()
+
+    def _follow(self):
+        # The consumer reconnects by itself; this only restarts it if it ever stops on an error.
+        while not self._stopping.is_set():
+            self.consumer = Consumer()
+            if self._stopping.is_set():  # stop() came between the check and the new consumer
+                break
+            try:
+                self.consumer.run()
+            except Exception:
+                logger.exception("the firehose consumer stopped on an error; restarting in %ss", RESTART_DELAY)
+            self._stopping.wait(RESTART_DELAY)
+
+    def stop(self, timeout=25.0):
+        self._stopping.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self._consumer_thread is not None:
+            self._consumer_thread.join(timeout)
+            if self._consumer_thread.is_alive():
+                logger.error("the firehose consumer did not finish writing within %ss", timeout)
+        if self.scheduler is not None:
+            self.scheduler.stop(timeout)
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, options):
+    def __init__(self, options, roles):
         self.options = options
+        self.roles = roles
         super().__init__()
 
     def load_config(self):
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        roles = self.roles
+        self.cfg.set("post_worker_init", lambda worker: roles.start())
+        self.cfg.set("worker_exit", lambda server, worker: roles.stop())
 
     def load(self):
         return application
 
 
 class Command(BaseCommand):
-    help = "Serve Skyline over HTTP (one worker: the embedded ClickHouse allows one process)."
+    help = (
+        "Run all of Skyline in one process: the web app (gunicorn), the firehose consumer and the "
+        "scheduled tasks. The embedded ClickHouse allows one process per data directory."
+    )
+    requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT to listen on")
-        parser.add_argument("--threads", type=int, default=8, help="request threads in the worker")
+        parser.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT to listen on (default %(default)s)")
+        parser.add_argument("--threads", type=int, default=8, help="request threads (default %(default)s)")
+        parser.add_argument("--no-consumer", action="store_true", help="do not follow the firehose")
+        parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduled tasks")
 
-    def handle(self, *args, bind, threads, **options):
-        _Gunicorn({"bind": bind, "workers": 1, "threads": threads, "accesslog": "-"}).run()
+    def handle(self, *args, bind, threads, no_consumer, no_scheduler, **options):
+        if "chdb" in sys.modules:
+            # A forked worker cannot use an engine its parent loaded (queries hang there).
+            raise CommandError("chDB was loaded before the web worker started; nothing may open the store here")
+        roles = BackgroundRoles(consumer=not no_consumer, scheduler=not no_scheduler)
+        options = {
+            "bind": bind,
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "accesslog": "-",
+            "graceful_timeout": 30,
+            "control_socket_disable": True,
+        }
+        _Gunicorn(options, roles).run()
