@@ -24,8 +24,9 @@ class ClickhouseRouter:
     db_for_write = db_for_read
 
     def allow_relation(self, obj1, obj2, **hints):
-        # Rows in different stores cannot be joined or referenced by a foreign key.
-        return _is_clickhouse(type(obj1)) == _is_clickhouse(type(obj2))
+        # Rows in different stores cannot be joined or referenced by a foreign key. (__class__, not
+        # type(): a lazy object such as request.user reports the class of what it wraps.)
+        return _is_clickhouse(obj1.__class__) == _is_clickhouse(obj2.__class__)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         model = hints.get("model")

@@ -41,3 +41,13 @@ def test_each_store_has_only_its_own_tables():
     assert "auth_user" not in clickhouse_tables
     assert "auth_user" in relational_tables
     assert "posts" not in relational_tables
+
+
+def test_relations_between_relational_rows_are_allowed_even_through_lazy_objects():
+    from django.utils.functional import SimpleLazyObject
+
+    router = ClickhouseRouter()
+    user = User(username="ada")
+    lazy_user = SimpleLazyObject(lambda: user)
+    assert router.allow_relation(lazy_user, User(username="bob")) is True
+    assert router.allow_relation(lazy_user, Post(did="did:plc:x", rkey="1")) is False
