@@ -7,10 +7,26 @@ scheduled tasks inside the one Skyline process.
 
 import os
 
-from celery import Celery
+from celery import Celery, Task
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skyline.settings")
 
-app = Celery("skyline")
+
+class SkylineTask(Task):
+    """Every task retries, with exponential backoff and jitter, while a store is unavailable."""
+
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 8
+
+    @property
+    def autoretry_for(self):
+        from skyline.health import STORE_ERRORS
+
+        return STORE_ERRORS
+
+
+app = Celery("skyline", task_cls=SkylineTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
