@@ -8,6 +8,7 @@ scheduled tasks inside the one Skyline process.
 import os
 
 from celery import Celery, Task
+from celery.signals import beat_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skyline.settings")
 
@@ -30,3 +31,15 @@ class SkylineTask(Task):
 app = Celery("skyline", task_cls=SkylineTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+@beat_init.connect
+def _serve_metrics(**kwargs):
+    """Workers and beat expose Prometheus metrics on METRICS_PORT, when it is set."""
+    from django.conf import settings
+
+    from skyline.metrics import serve_metrics
+
+    if settings.METRICS_PORT:
+        serve_metrics(settings.METRICS_PORT)

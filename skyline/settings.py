@@ -216,3 +216,5 @@ SERVICE_NAME = env.str("SERVICE_NAME", "skyline")
 OTEL_EXPORTER_OTLP_ENDPOINT = env.url("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", 1.0, minimum=0.0)
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+# Roles without a web server (consume_firehose, celery worker and beat) serve /metrics on this port.
+METRICS_PORT = env.int("METRICS_PORT", 0, minimum=0)

@@ -66,3 +66,46 @@ def test_metrics_count_requests_by_route(client):
     body = client.get("/metrics").content.decode()
     assert 'skyline_http_requests_total{method="GET",route="/healthz",status="200"}' in body
     assert "skyline_http_request_duration_seconds_bucket" in body
+
+
+def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from tests.jetstream import JetstreamServer
+
+    root = Path(__file__).resolve().parent.parent
+    port = closed_port()
+    event = (b'{"did":"did:plc:metricsaaaaaaaaaaaaaaaaa","time_us":1767225600000000,"kind":"commit","commit":'
+             b'{"rev":"3l","operation":"create","collection":"app.bsky.graph.follow","rkey":"3lmetrics","cid":"bafy",'
+             b'"record":{"$type":"app.bsky.graph.follow","subject":"did:plc:otheraaaaaaaaaaaaaaaaaaa",'
+             b'"createdAt":"2026-01-01T00:00:00Z"}}}')
+    with JetstreamServer([event]) as jetstream:
+        env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path), "JETSTREAM_URL": jetstream.url,
+               "METRICS_PORT": str(port), "JETSTREAM_FLUSH_SECONDS": "0.1"}
+        for database in ("default", "clickhouse"):
+            subprocess.run([sys.executable, "manage.py", "migrate", "--database", database, "-v0"], cwd=root,
+                           env=env, check=True, timeout=120)
+        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_firehose"], cwd=root, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            body = ""
+            while 'skyline_indexer_cursor_time_us 1.7672256e+15' not in body:
+                assert time.monotonic() < deadline, body[-2000:]
+                time.sleep(0.2)
+                try:
+                    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    continue
+            assert 'skyline_indexer_events_total{' in body
+        finally:
+            consumer.send_signal(signal.SIGTERM)
+            consumer.communicate(timeout=60)
+    assert consumer.returncode == 0

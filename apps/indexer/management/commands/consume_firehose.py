@@ -11,6 +11,7 @@ from tqdm import tqdm
 from apps.indexer.consumer import Consumer
 from apps.indexer.rows import is_collection_pattern
 from apps.indexer.writer import WriteFailed
+from skyline.metrics import serve_metrics
 
 MAX_COLLECTIONS = 100
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -36,8 +37,12 @@ class Command(BaseCommand):
             default=settings.JETSTREAM_ZSTD_DICTIONARY,
             help="ask Jetstream for zstd frames made with this dictionary (instead of permessage-deflate)",
         )
+        parser.add_argument(
+            "--metrics-port", type=int, default=settings.METRICS_PORT or None,
+            help="serve Prometheus /metrics on this port (default METRICS_PORT; none when unset)",
+        )
 
-    def handle(self, *args, collections, cursor, replay, zstd_dictionary, **options):
+    def handle(self, *args, collections, cursor, replay, zstd_dictionary, metrics_port, **options):
         wanted = [item.strip() for item in collections.split(",") if item.strip()]
         bad = [item for item in wanted if not is_collection_pattern(item)]
         if bad:
@@ -55,6 +60,8 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"--zstd-dictionary: cannot read {zstd_dictionary}: {exc.strerror}") from None
 
+        if metrics_port:
+            serve_metrics(metrics_port)
         consumer = Consumer(
             collections=sorted(set(wanted)),
             cursor=cursor,
