@@ -53,6 +53,12 @@ JETSTREAM_MAX_EVENT_BYTES = env.int("JETSTREAM_MAX_EVENT_BYTES", 1_000_000, mini
 # A zstd dictionary file turns on Jetstream's `compress=true` mode (instead of permessage-deflate).
 JETSTREAM_ZSTD_DICTIONARY = env.str("JETSTREAM_ZSTD_DICTIONARY")
 PLC_URL = env.url("PLC_URL", "https://plc.directory").rstrip("/")
+# The PLC exporter (manage.py export_plc, and a thread of `serve`) copies the directory's operation
+# log into plc_operations: pages of 1000 at most PLC_EXPORT_RATE a second, a page every
+# PLC_EXPORT_IDLE_SECONDS once caught up.
+PLC_EXPORT = env.bool("PLC_EXPORT", True)
+PLC_EXPORT_RATE = env.float("PLC_EXPORT_RATE", 1.5, minimum=0.01)
+PLC_EXPORT_IDLE_SECONDS = env.float("PLC_EXPORT_IDLE_SECONDS", 10.0, minimum=0.01)
 # Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
 # XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.
 HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")

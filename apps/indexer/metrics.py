@@ -27,3 +27,14 @@ FLUSH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 WRITE_ERRORS = Counter("skyline_indexer_write_errors_total", "Failed batch writes (retried).")
+
+PLC_OPERATIONS = Counter(
+    "skyline_plc_operations_total", "PLC directory operations written, by type.", ["operation_type"]
+)
+PLC_FETCH_ERRORS = Counter(
+    "skyline_plc_fetch_errors_total",
+    "Failed PLC export pages, by cause (rate_limited, http_status, network, unreadable, store).",
+    ["cause"],
+)
+PLC_SKIPPED_LINES = Counter("skyline_plc_skipped_lines_total", "PLC export lines that were not operations.")
+PLC_CURSOR = Gauge("skyline_plc_cursor_seconds", "createdAt (unix seconds) of the newest written PLC operation.")

@@ -194,3 +194,78 @@ class FirehoseCursor(django_models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.time_us}"
+
+
+class PlcOperation(models.ClickhouseModel):
+    """One operation of the PLC directory's log, as its /export pages list them.
+
+    Sorted by (did, cid): an operation's CID names it, so a page fetched twice (after a crash
+    between writing it and saving the cursor) replaces its own rows. `nullified` is as the
+    directory said when the page was fetched (a recovery can nullify an operation within 72 h).
+    """
+
+    pk = CompositePrimaryKey("did", "cid")
+    did = models.StringField()
+    cid = models.StringField()
+    operation_type = models.StringField(low_cardinality=True)
+    created_at = models.DateTime64Field(precision=6)
+    handle = models.StringField()
+    pds = models.StringField()
+    nullified = models.UInt8Field(default=0)
+    operation_json = models.StringField()
+    indexed_at = models.DateTime64Field(precision=6, db_default=Now())
+    time_us = models.Int64Field()
+
+    class Meta:
+        db_table = "plc_operations"
+        engine = models.ReplacingMergeTree(order_by=("did", "cid"))
+        indexes = [
+            models.Index(fields=["handle"], name="plc_operations_handle", type=models.BloomFilter(0.01), granularity=4),
+        ]
+
+
+class PlcDidState(models.ClickhouseModel):
+    """The latest operation of each DID that the directory has not nullified (filled by a view from
+    plc_operations): its handle and PDS, or operation_type 'plc_tombstone' for a deleted DID."""
+
+    did = models.StringField(primary_key=True)
+    operation_type = models.StringField(low_cardinality=True)
+    handle = models.StringField()
+    pds = models.StringField()
+    created_at = models.DateTime64Field(precision=6)
+    time_us = models.Int64Field()
+
+    class Meta:
+        db_table = "plc_did_state"
+        engine = models.ReplacingMergeTree("time_us", order_by=("did",))
+
+
+class Profile(FirehoseTable):
+    """The app.bsky.actor.profile record of each account, as the firehose carries it.
+
+    Sorted by (did, rkey), what a delete event carries, so a deleted profile's tombstone replaces it.
+    Avatar and banner are the CIDs of their blobs ('' when there is none).
+    """
+
+    pk = CompositePrimaryKey("did", "rkey")
+    did = models.StringField()
+    rkey = models.StringField()
+    display_name = models.StringField()
+    description = models.StringField()
+    avatar_cid = models.StringField()
+    banner_cid = models.StringField()
+
+    class Meta:
+        db_table = "profiles"
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("did", "rkey"))
+
+
+class KnownAccount(models.ClickhouseModel):
+    """Every DID known to be an account: seen in the firehose (a commit, an identity or account
+    event) or in the PLC directory. Filled by materialized views; one row per DID after merges."""
+
+    did = models.StringField(primary_key=True)
+
+    class Meta:
+        db_table = "known_accounts"
+        engine = models.ReplacingMergeTree(order_by=("did",))

@@ -40,6 +40,7 @@ LIKE = "app.bsky.feed.like"
 REPOST = "app.bsky.feed.repost"
 FOLLOW = "app.bsky.graph.follow"
 BLOCK = "app.bsky.graph.block"
+PROFILE = "app.bsky.actor.profile"
 _MEDIA_EMBEDS = frozenset({"app.bsky.embed.images", "app.bsky.embed.video"})
 
 COLUMNS = {
@@ -52,6 +53,8 @@ COLUMNS = {
                 "created_at", "deleted", "time_us"),
     "follows": ("actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"),
     "blocks": ("actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"),
+    "profiles": ("did", "rkey", "display_name", "description", "avatar_cid", "banner_cid", "created_at", "deleted",
+                 "time_us"),
     "account_statuses": ("did", "active", "status", "seq", "changed_at", "time_us"),
     "identities": ("did", "handle", "seq", "changed_at", "time_us"),
     "firehose_rejects": ("received_at", "reason", "detail", "raw"),
@@ -78,7 +81,7 @@ REASONS = (
 
 # Collections that get a label of their own in the metrics; the rest (any NSID can appear) are "other".
 METRIC_COLLECTIONS = frozenset({
-    POST, LIKE, REPOST, FOLLOW, BLOCK, "app.bsky.actor.profile", "app.bsky.graph.listitem", "app.bsky.graph.list",
+    POST, LIKE, REPOST, FOLLOW, BLOCK, PROFILE, "app.bsky.graph.listitem", "app.bsky.graph.list",
     "app.bsky.feed.threadgate", "app.bsky.feed.postgate", "app.bsky.feed.generator", "app.bsky.graph.starterpack",
     "app.bsky.graph.listblock", "app.bsky.actor.status",
 })
@@ -198,6 +201,36 @@ def graph_row(did, rkey, record, event_time, time_us):
     return (did, rkey, target, created_at(record.get("createdAt"), event_time), 0, time_us)
 
 
+def _profile_text(record, key):
+    value = record.get(key, "")
+    if type(value) is not str:
+        raise Rejected("invalid_record", f"profile {key} is not a string")
+    return value
+
+
+def _blob_cid(record, key):
+    """The CID of a profile image: a blob's ref.$link, or a legacy blob's cid ('' when there is none)."""
+    blob = record.get(key)
+    if blob is None:
+        return ""
+    if type(blob) is dict:
+        ref = blob.get("ref")
+        link = ref.get("$link") if type(ref) is dict else blob.get("cid")
+        if type(link) is str:
+            return link
+    raise Rejected("invalid_record", f"profile {key} is not a blob")
+
+
+def profile_row(did, rkey, record, event_time, time_us):
+    return (did, rkey, _profile_text(record, "displayName"), _profile_text(record, "description"),
+            _blob_cid(record, "avatar"), _blob_cid(record, "banner"), created_at(record.get("createdAt"), event_time),
+            0, time_us)
+
+
+def profile_tombstone(did, rkey, event_time, time_us):
+    return (did, rkey, "", "", "", "", event_time, 1, time_us)
+
+
 def post_tombstone(did, rkey, event_time, time_us):
     return (did, rkey, f"at://{did}/{POST}/{rkey}", event_time, "", [], 0, "", "", 1, time_us)
 
@@ -217,6 +250,7 @@ SPECIALISED = {
     REPOST: ("reposts", subject_row, subject_tombstone),
     FOLLOW: ("follows", graph_row, graph_tombstone),
     BLOCK: ("blocks", graph_row, graph_tombstone),
+    PROFILE: ("profiles", profile_row, profile_tombstone),
 }
 
 
