@@ -109,3 +109,59 @@ def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
             consumer.send_signal(signal.SIGTERM)
             consumer.communicate(timeout=60)
     assert consumer.returncode == 0
+
+
+def _run_python(tmp_path, code, **variables):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path), **variables}
+    return subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_logs_are_json_lines_when_not_on_a_terminal(tmp_path):
+    import json
+
+    result = _run_python(tmp_path, "import logging; logging.getLogger('skyline.test').warning('disk %s', 'full')")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert (record["level"], record["logger"], record["message"]) == ("WARNING", "skyline.test", "disk full")
+    assert "time" in record
+
+
+def test_logs_are_readable_lines_when_asked_for_text(tmp_path):
+    result = _run_python(tmp_path, "import logging; logging.getLogger('skyline.test').warning('disk full')",
+                         LOG_FORMAT="text")
+    assert result.stderr.strip().splitlines()[-1].endswith(" WARNING skyline.test: disk full")
+
+
+def test_requests_are_traced_to_the_otlp_endpoint_when_one_is_set(tmp_path):
+    from tests.servers import LoopbackServer
+
+    class Collector(LoopbackServer):
+        def handle(self, request):
+            return 200, {"Content-Type": "application/x-protobuf"}, b""
+
+    code = (
+        "from django.test import Client\n"
+        "from opentelemetry import trace\n"
+        "assert Client(HTTP_HOST='localhost').get('/healthz').status_code == 200\n"
+        "trace.get_tracer_provider().force_flush()\n"
+    )
+    with Collector() as collector:
+        result = _run_python(tmp_path, code, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, SERVICE_NAME="skyline-web")
+        assert result.returncode == 0, result.stderr
+    exports = [request for request in collector.requests if request.path == "/v1/traces"]
+    assert len(exports) == 1
+    assert b"GET /healthz" in exports[0].body
+    assert b"skyline-web" in exports[0].body
+
+
+def test_nothing_is_exported_without_an_endpoint(tmp_path):
+    code = "from django.test import Client\nfrom skyline import tracing\nprint(tracing._configured)\n"
+    result = _run_python(tmp_path, code)
+    assert result.stdout.strip().splitlines()[-1] == "False"
