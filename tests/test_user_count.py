@@ -64,3 +64,12 @@ def test_accounts_from_the_firehose_and_the_directory_are_counted_once_and_the_g
 
     replay(tmp_path, "back.jsonl", [account(FOLLOWER, T0 + 20, True)])
     assert count_users() == 4
+
+
+def test_the_stats_endpoint_reports_the_user_count(tmp_path, client, fresh_cache):
+    replay(tmp_path, "events.jsonl", [
+        post(POSTER, "3lpost000001a", T0, "hello"),
+        identity(RENAMED, T0 + 1, handle="renamed.test"),
+        account(POSTER, T0 + 2, False, "deleted"),
+    ])
+    assert client.get("/api/stats").json()["total_users"] == 1

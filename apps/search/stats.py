@@ -10,13 +10,16 @@ What the numbers mean, per UTC day:
   record that day, deletes or not. Exact for small numbers, within about 1% at the network's scale
   (ClickHouse uniqCombined, precision 14).
 - total_posts, total_likes, total_follows: the sums of the daily counts shown (the seed's totals).
-- total_users: distinct accounts the indexer has seen commit anything (same precision).
+- total_users: accounts known from the firehose and the PLC directory that still exist (exact;
+  apps.indexer.accounts.count_users).
 """
 
 import datetime
 
 from django.core.cache import cache
 from django.db import connections
+
+from apps.indexer.accounts import count_users
 
 CACHE_KEY = "search:stats"
 # Kept well past the refresh interval: a stalled refresher shows older numbers, not none.
@@ -53,13 +56,6 @@ def _daily_rows(since, until):
     return days
 
 
-def total_users():
-    """Distinct accounts seen in the firehose."""
-    with connections["clickhouse"].cursor() as cursor:
-        cursor.execute("SELECT uniqCombinedMerge(14)(actors) FROM daily_stats WHERE metric_type = 'accounts'")
-        return int(cursor.fetchone()[0])
-
-
 def daily_stats(days):
     """The last `days` UTC days, today first: one dict per day (date is a datetime.date), zeros included."""
     today = _today()
@@ -74,7 +70,7 @@ def compute_stats():
     found = _daily_rows(FIRST_DAY, _today() + datetime.timedelta(days=1))
     daily = [{"date": date.isoformat(), **found[date]} for date in sorted(found, reverse=True)]
     return {
-        "total_users": total_users(),
+        "total_users": count_users(),
         "total_posts": sum(day["num_posts"] for day in daily),
         "total_follows": sum(day["num_follows"] for day in daily),
         "total_likes": sum(day["num_likes"] for day in daily),
