@@ -4,6 +4,7 @@ from django.urls import path
 from apps.accounts.api import api as label_api
 from apps.feeds.api import api as feed_api
 from apps.search.api import api as search_api
+from apps.search.repo_api import api as repo_export_api
 from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
 
@@ -19,4 +20,6 @@ urlpatterns = [
     # Stats, post search, clean-up jobs, /redir, /list/members. Keep it before any /repo/{did}
     # route: /repo/cleanup must win.
     path("", search_api.urls),
+    # GET /repo/{did}: after the search API, so /repo/cleanup wins.
+    path("", repo_export_api.urls),
 ]
