@@ -65,6 +65,11 @@ HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
 SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)
+# `manage.py publish_feeds` (and the Feed admin's publish actions) sign in as FEED_ACTOR_DID with this
+# app password to write the feeds' app.bsky.feed.generator records, with FEED_AVATAR (a .png or .jpg) as
+# their avatar.
+FEED_ACTOR_APP_PASSWORD = env.str("FEED_ACTOR_APP_PASSWORD")
+FEED_AVATAR = env.str("FEED_AVATAR")
 # How long a computed feed list stays pageable (a cursor into an older list ends the feed), and
 # how long feed request analytics and interactions are kept.
 FEED_SNAPSHOT_SECONDS = env.int("FEED_SNAPSHOT_SECONDS", 3600, minimum=60)

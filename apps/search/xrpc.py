@@ -38,8 +38,10 @@ class XrpcClient:
     def __exit__(self, *exc_info):
         self.close()
 
-    def _call(self, http_method, nsid, token=None, accept="application/json", **kwargs):
+    def _call(self, http_method, nsid, token=None, accept="application/json", content_type=None, **kwargs):
         headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -93,6 +95,24 @@ class XrpcClient:
         return self._json(
             "POST", "com.atproto.repo.applyWrites", token=access_token, json={"repo": repo, "writes": writes}
         )
+
+    def put_record(self, access_token, repo, collection, rkey, record):
+        """Create or replace the record at collection/rkey; {"uri", "cid"}."""
+        body = {"repo": repo, "collection": collection, "rkey": rkey, "record": record}
+        return self._json("POST", "com.atproto.repo.putRecord", token=access_token, json=body)
+
+    def delete_record(self, access_token, repo, collection, rkey):
+        body = {"repo": repo, "collection": collection, "rkey": rkey}
+        return self._json("POST", "com.atproto.repo.deleteRecord", token=access_token, json=body)
+
+    def upload_blob(self, access_token, data, mime_type):
+        """The blob object (`$type`, `ref`, `mimeType`, `size`) to put in a record."""
+        body = self._json(
+            "POST", "com.atproto.repo.uploadBlob", token=access_token, content=data, content_type=mime_type
+        )
+        if not isinstance(body.get("blob"), dict):
+            raise XrpcError(200, "InvalidResponse", "uploadBlob did not answer a blob")
+        return body["blob"]
 
 
 def _session(body):
