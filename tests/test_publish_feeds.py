@@ -9,6 +9,7 @@ import libipld
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.feeds.defaults import create_default_feeds
 from apps.feeds.models import Feed
 from tests.pds import Pds, ipld
 
@@ -23,6 +24,8 @@ DEFAULT_ALIASES = ["whats-hot", "top-1h", "top-24h"]
 
 @pytest.fixture
 def publisher(plc, settings):
+    # The default feeds (a migration creates them, but a test that flushes the database removes them).
+    create_default_feeds(Feed)
     with Pds() as pds:
         account = pds.add_account("publisher", password=PASSWORD, handle="feeds.example.com")
         pds.publish(plc, account)
