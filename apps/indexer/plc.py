@@ -3,7 +3,8 @@
 The directory serves its log as JSON lines, oldest first, `count` (at most 1000) per page after a
 cursor. A directory with sequence numbers gives each entry a `seq` and takes `after=<seq>`; an older
 one pages by `createdAt` (`after=<timestamp>`). Asking for `after=0` first works with both: the
-entries then say which kind of cursor to send next.
+entries then say which kind of cursor to send next. (Paging by createdAt, the directory itself skips
+operations that share the last one's millisecond but did not fit on its page; sequence numbers do not.)
 
 Each page's rows are written before its cursor is saved, so a crash in between makes the next run
 fetch the page again; its rows replace themselves (plc_operations is keyed by DID and operation CID).
