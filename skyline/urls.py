@@ -13,10 +13,10 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
+    # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.* (first: the hot path).
+    path("", feed_api.urls),
     # The label API serves the seed's paths: /api/admin/... and the legacy /assign_user_to_feed etc.
     path("", label_api.urls),
-    # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.*
-    path("", feed_api.urls),
     # Stats, post search, clean-up jobs, /redir, /list/members. Keep it before any /repo/{did}
     # route: /repo/cleanup must win.
     path("", search_api.urls),

@@ -37,7 +37,7 @@ class AuthError(Exception):
 
 def viewer(request, method):
     """The DID the request acts for, or None for an anonymous request (no Authorization header)."""
-    header = request.headers.get("Authorization")
+    header = request.META.get("HTTP_AUTHORIZATION")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
