@@ -147,7 +147,8 @@ class Feed(models.Model):
                 continue
             numeric = (int, float) if isinstance(default, float) else (int,)
             if isinstance(value, bool) or not isinstance(value, numeric) or not low <= value <= high:
-                raise ValidationError(f"{name} must be a {type(default).__name__} from {low} to {high}.")
+                sort = "number" if isinstance(default, float) else "whole number"
+                raise ValidationError(f"{name} must be a {sort} from {low} to {high}.")
 
 
 class FeedRequest(ch.ClickhouseModel):
