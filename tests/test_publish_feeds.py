@@ -137,3 +137,30 @@ def test_without_an_app_password_or_a_publishing_account_nothing_is_tried(publis
     with pytest.raises(CommandError, match=r"^FEED_ACTOR_DID \(did:plc:z+\) must be the Bluesky account"):
         publish()
     assert publisher.pds.requests == []
+
+
+CHANGELIST = "/admin/feeds/feed/"
+
+
+def admin_action(admin_client, action, aliases):
+    selected = [feed.pk for feed in Feed.objects.filter(alias__in=aliases)]
+    response = admin_client.post(CHANGELIST, {"action": action, "_selected_action": selected}, follow=True)
+    assert response.status_code == 200
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_the_feed_admin_publishes_and_removes_the_selected_feeds(admin_client, publisher):
+    Feed.objects.create(alias="old", kind="hot", display_name="Old", enabled=False)
+    uri = f"at://{publisher.did}/{GENERATOR}/top-1h"
+    assert admin_action(admin_client, "publish", ["top-1h", "old"]) == [
+        "Disabled feeds are not published.", f"Published 1 feed(s): {uri}"]
+    assert list(generators(publisher)) == ["top-1h"]
+    assert admin_action(admin_client, "unpublish", ["top-1h"]) == [f"Removed 1 feed(s): {uri}"]
+    assert generators(publisher) == {}
+
+
+def test_the_feed_admin_says_why_publishing_failed(admin_client, publisher, settings):
+    settings.FEED_ACTOR_APP_PASSWORD = ""
+    assert admin_action(admin_client, "publish", ["top-1h"]) == [
+        "an app password for the publishing account is needed (FEED_ACTOR_APP_PASSWORD)"]
+    assert generators(publisher) == {}
