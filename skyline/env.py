@@ -27,25 +27,19 @@ class Environment:
         raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no), not {raw!r}")
 
     def int(self, name, default, minimum=None):
-        raw = self.environ.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-        if minimum is not None and value < minimum:
-            raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
-        return value
+        return self._number(name, default, minimum, int, "a whole number")
 
     def float(self, name, default, minimum=None):
+        return self._number(name, default, minimum, float, "a number")
+
+    def _number(self, name, default, minimum, parse, described):
         raw = self.environ.get(name)
         if raw is None or not raw.strip():
             return default
         try:
-            value = float(raw)
+            value = parse(raw)
         except ValueError:
-            raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+            raise ImproperlyConfigured(f"{name} must be {described}, not {raw!r}") from None
         if minimum is not None and value < minimum:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
         return value
