@@ -15,7 +15,7 @@ from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import ExportCursor, PlcExporter
 from tests.conftest import BOTH_STORES, query
 from tests.feed_fixtures import did_plc
-from tests.plc_export import PlcExport, T0, created_at, legacy_create, plc_operation, tombstone
+from tests.plc_export import T0, PlcExport, created_at, legacy_create, plc_operation, tombstone
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
