@@ -1,11 +1,15 @@
 """Community members in the admin: added by DID or handle (verified), in bulk, searched, logged."""
 
+import datetime
+
 import pytest
+from django.db import connections
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 
 from apps.accounts.models import ActorLabel, Label
+from tests.conftest import BOTH_STORES
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
 ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
 BOB = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
@@ -90,3 +94,20 @@ def test_members_are_found_by_did_handle_or_label(admin_client, mpls):
     for query, expected in [("aliceaaa", [ALICE]), ("bob.test", [BOB]), ("tqsp", [BOB])]:
         shown = admin_client.get(LIST_URL, {"q": query}).context["cl"].result_list
         assert [member.did for member in shown] == expected, query
+
+
+def test_the_member_list_shows_indexed_handles_and_display_names(admin_client, mpls):
+    ActorLabel.objects.create(label=mpls, did=ALICE, handle="alice.old")
+    ActorLabel.objects.create(label=mpls, did=BOB, handle="bob.test")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    connections["clickhouse"].insert_rows("identities", ["did", "seq", "changed_at", "time_us", "handle"],
+                                          [(ALICE, 1, now, 10, "alice.new")])
+    connections["clickhouse"].insert_rows(
+        "profiles", ["did", "rkey", "display_name", "description", "avatar_cid", "banner_cid", "created_at",
+                     "deleted", "time_us"],
+        [(ALICE, "self", "Alice in Minneapolis", "", "", "", now, 0, 10)],
+    )
+    page = admin_client.get(LIST_URL).content.decode()
+    assert '<td class="field-current_handle">alice.new</td>' in page
+    assert '<td class="field-display_name">Alice in Minneapolis</td>' in page
+    assert '<td class="field-current_handle">bob.test</td>' in page

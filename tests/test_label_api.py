@@ -152,6 +152,26 @@ def test_members_are_paged_newest_first_and_searchable(client, labels, mpls_key)
     assert call(client, "get", "/feed_members", mpls_key, feedName="mpls").json() == {"authors": []}
 
 
+def test_members_show_the_handle_and_display_name_skyline_has_indexed(client, labels, mpls_key):
+    mpls = labels[0]
+    ActorLabel.objects.create(label=mpls, did=ALICE, handle="alice.old")
+    ActorLabel.objects.create(label=mpls, did=BOB, handle="")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    clickhouse = connections["clickhouse"]
+    clickhouse.insert_rows("identities", ["did", "seq", "changed_at", "time_us", "handle"],
+                           [(ALICE, 1, now, 10, "alice.new")])
+    clickhouse.insert_rows(
+        "profiles", ["did", "rkey", "display_name", "description", "avatar_cid", "banner_cid", "created_at",
+                     "deleted", "time_us"],
+        [(ALICE, "self", "Alice A.", "", "", "", now, 0, 10), (BOB, "self", "Bob", "", "", "", now, 0, 11)],
+    )
+    members = call(client, "get", "/api/admin/feed_members", mpls_key, feedName="mpls").json()["members"]
+    assert [(m["did"], m.get("handle"), m.get("displayName")) for m in members] == [
+        (BOB, None, "Bob"),
+        (ALICE, "alice.new", "Alice A."),
+    ]
+
+
 def test_feeds_list_request_users_and_a_scoped_key_sees_only_its_label(client, labels, mpls_key, admin_key):
     mpls = labels[0]
     Feed.objects.create(alias="a-mpls", kind="label", label=mpls, display_name="Minneapolis")

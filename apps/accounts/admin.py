@@ -9,6 +9,7 @@ import re
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
+from apps.indexer.profiles import display_names
 
 
 @admin.register(Label)
@@ -65,13 +67,34 @@ class BulkMembersForm(forms.Form):
         return [value for value in re.split(r"[\s,]+", self.cleaned_data["identifiers"]) if value]
 
 
+class MemberChangeList(ChangeList):
+    """The member list, with each page's handles and display names as Skyline has indexed them."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        known = display_names([member.did for member in self.result_list])
+        for member in self.result_list:
+            member.indexed_handle, member.indexed_name = known[member.did]
+
+
 @admin.register(ActorLabel)
 class ActorLabelAdmin(admin.ModelAdmin):
     form = MemberForm
-    list_display = ["did", "handle", "label", "added_by", "created_at"]
+    list_display = ["did", "current_handle", "display_name", "label", "added_by", "created_at"]
     list_filter = ["label"]
     search_fields = ["did", "handle", "label__name"]
     list_select_related = ["label"]
+
+    def get_changelist(self, request, **kwargs):
+        return MemberChangeList
+
+    @admin.display(description="handle")
+    def current_handle(self, member):
+        return getattr(member, "indexed_handle", "") or member.handle
+
+    @admin.display(description="display name")
+    def display_name(self, member):
+        return getattr(member, "indexed_name", "")
 
     def get_readonly_fields(self, request, obj=None):
         return ["label", "did", "handle", "added_by", "created_at"] if obj else []

@@ -21,6 +21,7 @@ from ninja.security import APIKeyHeader
 
 from apps.accounts.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
+from apps.indexer.profiles import display_names
 from skyline import identity
 
 FAILURE_LIMIT = 10
@@ -138,6 +139,17 @@ api.delete("/api/admin/feed_members", summary="Take a label from an account (han
 api.put("/unassign_user_from_feed", operation_id="legacy_unassign", summary="Legacy PUT of the above")(unassign)
 
 
+def _member(row, handle, display_name):
+    """The seed's member object: the handle and name as last indexed (empty ones left out)."""
+    member = {"did": row.did}
+    if handle or row.handle:
+        member["handle"] = handle or row.handle
+    if display_name:
+        member["displayName"] = display_name
+    member["createdAt"] = row.created_at.isoformat()
+    return member
+
+
 @api.get("/api/admin/feed_members", summary="A page of a label's members, newest first")
 def members(request, feedName: str = "", limit: int = 25, page: int = 1, search: str = ""):
     label = _label(request, feedName, "list the members of")
@@ -147,12 +159,10 @@ def members(request, feedName: str = "", limit: int = 25, page: int = 1, search:
     if search:
         found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))
     total = found.count()
-    rows = found[(page - 1) * limit:page * limit]
+    rows = list(found[(page - 1) * limit:page * limit])
+    known = display_names([row.did for row in rows])
     return {
-        "members": [
-            {"did": row.did, **({"handle": row.handle} if row.handle else {}), "createdAt": row.created_at.isoformat()}
-            for row in rows
-        ],
+        "members": [_member(row, *known[row.did]) for row in rows],
         "page": page,
         "totalPages": math.ceil(total / limit),
         "totalCount": total,
