@@ -21,9 +21,11 @@ def test_docker_compose_config_validates_the_compose_file():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"clickhouse", "redis", "postgres", "migrate", "web", "consumer", "worker", "beat"}
+    assert set(services) == {
+        "clickhouse", "redis", "postgres", "migrate", "web", "consumer", "plc-export", "worker", "beat",
+    }
     assert services["clickhouse"]["image"] == "clickhouse/clickhouse-server:24.8"
-    for role in ("web", "consumer", "worker", "beat"):
+    for role in ("web", "consumer", "plc-export", "worker", "beat"):
         assert services[role]["environment"]["CLICKHOUSE_URL"].startswith("clickhouse://")
         assert services[role]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for store in ("clickhouse", "redis", "postgres", "web"):

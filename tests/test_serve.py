@@ -1,7 +1,8 @@
 """`manage.py serve`: all of Skyline in one process, on a data directory of its own.
 
-The web app answers while the consumer indexes a loopback Jetstream stream, a community feed shows
-the new posts within seconds, and SIGTERM stops it all with exit code 0 and nothing lost.
+The web app answers while the consumer indexes a loopback Jetstream stream and the PLC exporter
+copies a loopback directory's log, a community feed shows the new posts within seconds, and
+SIGTERM stops it all with exit code 0 and nothing lost.
 """
 
 import json
@@ -18,6 +19,7 @@ import httpx
 import orjson
 
 from tests.jetstream import JetstreamServer
+from tests.plc_export import PlcExport, plc_operation
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = "did:plc:servememberaaaaaaaaaaaaa"
@@ -33,12 +35,14 @@ Feed.objects.create(alias="serve-test", kind="label", label=label, display_name=
                     parameters={{"refresh_seconds": 10}})
 """
 
-READ_POSTS = """
+READ_STORED = """
 import json
 from django.db import connections
 with connections["clickhouse"].cursor() as cursor:
     cursor.execute("SELECT rkey FROM posts FINAL ORDER BY rkey")
-    print(json.dumps([rkey for (rkey,) in cursor.fetchall()]))
+    posts = [rkey for (rkey,) in cursor.fetchall()]
+    cursor.execute("SELECT did, handle FROM plc_did_state FINAL ORDER BY did")
+    print(json.dumps({"posts": posts, "plc": cursor.fetchall()}))
 """
 
 
@@ -80,9 +84,11 @@ def test_serve_indexes_serves_feeds_and_stops_cleanly_on_sigterm(tmp_path):
     lines += [post_event(STRANGER, f"3lother{i:06d}", now + 100 + i) for i in range(10)]
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    with JetstreamServer(lines, pace=200) as jetstream:
+    with JetstreamServer(lines, pace=200) as jetstream, PlcExport() as directory:
+        directory.add(MEMBER, plc_operation("member.test", "https://pds.example"), seconds=1)
+        directory.add(STRANGER, plc_operation("stranger.test", "https://pds.example"), seconds=2)
         env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path), "JETSTREAM_URL": jetstream.url,
-               "JETSTREAM_FLUSH_SECONDS": "0.2", "LOG_FORMAT": "text"}
+               "PLC_URL": directory.url, "JETSTREAM_FLUSH_SECONDS": "0.2", "LOG_FORMAT": "text"}
         manage(env, "migrate", "-v0")
         manage(env, "migrate", "--database", "clickhouse", "-v0")
         manage(env, "shell", "--no-imports", "-c", SETUP)
@@ -114,8 +120,9 @@ def test_serve_indexes_serves_feeds_and_stops_cleanly_on_sigterm(tmp_path):
                 server.wait()
     assert server.returncode == 0, output
 
-    stored = json.loads(manage(env, "shell", "--no-imports", "-c", READ_POSTS).stdout)
-    assert stored == sorted(member_rkeys + [f"3lother{i:06d}" for i in range(10)])
+    stored = json.loads(manage(env, "shell", "--no-imports", "-c", READ_STORED).stdout)
+    assert stored["posts"] == sorted(member_rkeys + [f"3lother{i:06d}" for i in range(10)])
+    assert stored["plc"] == [[MEMBER, "member.test"], [STRANGER, "stranger.test"]]
     with sqlite3.connect(tmp_path / "skyline.sqlite3") as db:
         (cursor,) = db.execute("SELECT time_us FROM indexer_firehose_cursor WHERE name = 'jetstream'").fetchone()
     assert cursor == now + 109

@@ -1,8 +1,8 @@
 """`manage.py serve`: all of Skyline in one process, for the embedded default.
 
 chDB lets one process open a data directory, so the web app (gunicorn, one worker with threads),
-the firehose consumer and the scheduled tasks all run in the same worker process: gunicorn's
-post_worker_init hook starts the background roles there, and its worker_exit hook stops them
+the firehose consumer, the PLC exporter and the scheduled tasks all run in the same worker process:
+gunicorn's post_worker_init hook starts the background roles there, and its worker_exit hook stops them
 (the consumer writes what it holds and saves its cursor) before the process ends. The gunicorn
 master process never opens a store. SIGTERM or Ctrl-C stops everything and exits 0.
 """
@@ -11,10 +11,12 @@ import logging
 import sys
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from gunicorn.app.base import BaseApplication
 
 from apps.indexer.consumer import Consumer
+from apps.indexer.plc import PlcExporter
 from skyline.scheduler import InProcessScheduler
 from skyline.wsgi import application
 
@@ -23,45 +25,70 @@ logger = logging.getLogger(__name__)
 RESTART_DELAY = 5.0
 
 
+class Supervised:
+    """A role with run()/stop() (made anew by `factory`) in a thread of its own.
+
+    The roles recover from network trouble by themselves; this restarts one only if it ever
+    stops on an error.
+    """
+
+    def __init__(self, name, factory):
+        self.name = name
+        self.factory = factory
+        self.role = None
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=f"skyline-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stopping.is_set():
+            self.role = self.factory()
+            if self._stopping.is_set():  # stop() came between the check and the new role
+                break
+            try:
+                self.role.run()
+            except Exception:
+                logger.exception("the %s stopped on an error; restarting in %ss", self.name, RESTART_DELAY)
+            self._stopping.wait(RESTART_DELAY)
+
+    def stop(self):
+        self._stopping.set()
+        if self.role is not None:
+            self.role.stop()
+
+    def join(self, timeout):
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("the %s did not finish within %ss", self.name, timeout)
+
+
 class BackgroundRoles:
     """The roles that run beside the web app in the serving process, each in a thread."""
 
-    def __init__(self, consumer=True, scheduler=True):
-        self.want_consumer = consumer
-        self.want_scheduler = scheduler
-        self.consumer = None
-        self.scheduler = None
-        self._stopping = threading.Event()
-        self._consumer_thread = None
+    def __init__(self, consumer=True, scheduler=True, plc_export=True):
+        self.supervised = []
+        if consumer:
+            self.supervised.append(Supervised("firehose consumer", Consumer))
+        if plc_export:
+            self.supervised.append(Supervised("PLC exporter", PlcExporter))
+        self.scheduler = InProcessScheduler() if scheduler else None
 
     def start(self):
-        if self.want_scheduler:
-            self.scheduler = InProcessScheduler()
+        if self.scheduler is not None:
             self.scheduler.start()
-        if self.want_consumer:
-            self._consumer_thread = threading.Thread(target=self._follow, name="skyline-consumer", daemon=True)
-            self._consumer_thread.start()
-
-    def _follow(self):
-        # The consumer reconnects by itself; this only restarts it if it ever stops on an error.
-        while not self._stopping.is_set():
-            self.consumer = Consumer()
-            if self._stopping.is_set():  # stop() came between the check and the new consumer
-                break
-            try:
-                self.consumer.run()
-            except Exception:
-                logger.exception("the firehose consumer stopped on an error; restarting in %ss", RESTART_DELAY)
-            self._stopping.wait(RESTART_DELAY)
+        for role in self.supervised:
+            role.start()
 
     def stop(self, timeout=25.0):
-        self._stopping.set()
-        if self.consumer is not None:
-            self.consumer.stop()
-        if self._consumer_thread is not None:
-            self._consumer_thread.join(timeout)
-            if self._consumer_thread.is_alive():
-                logger.error("the firehose consumer did not finish writing within %ss", timeout)
+        # Stop them all first, then wait: the consumer's last write overlaps the others' shutdown.
+        for role in self.supervised:
+            role.stop()
+        for role in self.supervised:
+            role.join(timeout)
         if self.scheduler is not None:
             self.scheduler.stop(timeout)
 
@@ -95,12 +122,17 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8, help="request threads (default %(default)s)")
         parser.add_argument("--no-consumer", action="store_true", help="do not follow the firehose")
         parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduled tasks")
+        parser.add_argument("--no-plc-export", action="store_true",
+                            help="do not copy the PLC directory's log (also off when PLC_EXPORT is false)")
 
-    def handle(self, *args, bind, threads, no_consumer, no_scheduler, **options):
+    def handle(self, *args, bind, threads, no_consumer, no_scheduler, no_plc_export, **options):
         if "chdb" in sys.modules:
             # A forked worker cannot use an engine its parent loaded (queries hang there).
             raise CommandError("chDB was loaded before the web worker started; nothing may open the store here")
-        roles = BackgroundRoles(consumer=not no_consumer, scheduler=not no_scheduler)
+        roles = BackgroundRoles(
+            consumer=not no_consumer, scheduler=not no_scheduler,
+            plc_export=settings.PLC_EXPORT and not no_plc_export,
+        )
         options = {
             "bind": bind,
             "workers": 1,
