@@ -1,6 +1,5 @@
 """`manage.py consume_firehose`: index the Jetstream firehose (or a recording of it) into ClickHouse."""
 
-import signal
 import sys
 from pathlib import Path
 
@@ -12,9 +11,9 @@ from apps.indexer.consumer import Consumer
 from apps.indexer.rows import is_collection_pattern
 from apps.indexer.writer import WriteFailed
 from skyline.metrics import serve_metrics
+from skyline.roles import stopped_by_signals
 
 MAX_COLLECTIONS = 100
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Command(BaseCommand):
@@ -69,14 +68,11 @@ class Command(BaseCommand):
             zstd_dictionary=dictionary,
             progress=tqdm if replay and sys.stderr.isatty() else None,
         )
-        previous = {signum: signal.signal(signum, lambda *_: consumer.stop()) for signum in STOP_SIGNALS}
         try:
-            consumer.run()
+            with stopped_by_signals(consumer):
+                consumer.run()
         except WriteFailed as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         writer = consumer.writer
         rejected = sum(writer.rejects.values())
         self.stdout.write(

@@ -1,14 +1,11 @@
 """`manage.py export_plc`: copy the PLC directory's operation log into plc_operations, and keep up."""
 
-import signal
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.indexer.plc import ExportCursor, PlcExporter
 from skyline.metrics import serve_metrics
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from skyline.roles import stopped_by_signals
 
 
 class Command(BaseCommand):
@@ -33,12 +30,8 @@ class Command(BaseCommand):
         if metrics_port:
             serve_metrics(metrics_port)
         exporter = PlcExporter(rate=rate, after=after, until_caught_up=once)
-        previous = {signum: signal.signal(signum, lambda *_: exporter.stop()) for signum in STOP_SIGNALS}
-        try:
+        with stopped_by_signals(exporter):
             exporter.run()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         self.stdout.write(
             f"exported {exporter.operations_written} PLC operations in {exporter.pages_written} page(s); "
             f"cursor {ExportCursor().load()}"
