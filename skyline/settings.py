@@ -81,6 +81,8 @@ SUPERUSER_EMAIL = env.str("DJANGO_SUPERUSER_EMAIL")
 SUPERUSER_PASSWORD = env.str("DJANGO_SUPERUSER_PASSWORD")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# How many reverse proxies (each appending to X-Forwarded-For) stand in front of the web role.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 _service_host = SERVICE_ENDPOINT.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
 if _service_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(_service_host)

@@ -83,6 +83,22 @@ def test_repeated_bad_keys_from_one_client_are_rate_limited(client, mpls_key):
     assert other_client.status_code == 200
 
 
+def test_behind_a_trusted_proxy_clients_are_told_apart_by_x_forwarded_for(client, mpls_key, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    for _ in range(FAILURE_LIMIT):
+        bad = client.get("/feed_members?feedName=mpls", headers={"X-API-Key": "sky_00000000_nope"},
+                         HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy)
+        assert bad.status_code == 401
+    # The same client, whatever it claims further left, is refused; another client behind the proxy is not.
+    spoofed = client.get("/feed_members?feedName=mpls", headers={"X-API-Key": mpls_key},
+                         HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7", **proxy)
+    assert spoofed.status_code == 429
+    other = client.get("/feed_members?feedName=mpls", headers={"X-API-Key": mpls_key},
+                       HTTP_X_FORWARDED_FOR="198.51.100.8", **proxy)
+    assert other.status_code == 200
+
+
 def test_parameter_errors_are_clear_4xx(client, plc, mpls_key, admin_key):
     cases = [
         (mpls_key, "put", {"handle": "alice.test"}, 400, "feedName is required"),

@@ -23,6 +23,7 @@ from apps.accounts.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
 from apps.indexer.profiles import display_names
 from skyline import identity
+from skyline.clients import client_address
 
 FAILURE_LIMIT = 10
 FAILURE_WINDOW = 600
@@ -34,7 +35,7 @@ class TooManyFailures(Exception):
 
 
 def _failure_key(request):
-    return f"apikey:failures:{request.META.get('REMOTE_ADDR', '')}"
+    return f"apikey:failures:{client_address(request)}"
 
 
 def _count_failure(request):
