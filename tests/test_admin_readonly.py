@@ -1,18 +1,45 @@
 """ClickHouse-backed models shown in the admin are read-only there: a form must never issue an ALTER."""
 
+import datetime
+
 import pytest
 from clickhouse_backend.models import ClickhouseModel
 from django.contrib import admin
+from django.db import connections
 from django.test import RequestFactory
 
-pytestmark = pytest.mark.django_db
+from apps.indexer.models import AccountStatus
+from tests.conftest import BOTH_STORES
+
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+
+ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
+LIST_URL = "/admin/indexer/accountstatus/"
 
 
 def test_no_clickhouse_model_can_be_added_changed_or_deleted_in_the_admin(admin_user):
     request = RequestFactory().get("/admin/")
     request.user = admin_user
-    for model, model_admin in admin.site._registry.items():
-        if issubclass(model, ClickhouseModel):
-            assert not model_admin.has_add_permission(request), model
-            assert not model_admin.has_change_permission(request), model
-            assert not model_admin.has_delete_permission(request), model
+    registered = [(model, model_admin) for model, model_admin in admin.site._registry.items()
+                  if issubclass(model, ClickhouseModel)]
+    assert AccountStatus in dict(registered)
+    for model, model_admin in registered:
+        assert not model_admin.has_add_permission(request), model
+        assert not model_admin.has_change_permission(request), model
+        assert not model_admin.has_delete_permission(request), model
+        assert model_admin.has_view_permission(request), model
+
+
+def test_account_statuses_show_each_accounts_latest_event_and_cannot_be_edited(admin_client):
+    moment = datetime.datetime(2026, 5, 25, 12, tzinfo=datetime.timezone.utc)
+    columns = ["did", "seq", "changed_at", "time_us", "active", "status"]
+    connections["clickhouse"].insert_rows("account_statuses", columns, [(ALICE, 1, moment, 10, 0, "takendown")])
+    connections["clickhouse"].insert_rows(
+        "account_statuses", columns, [(ALICE, 2, moment + datetime.timedelta(days=1), 20, 0, "deleted")]
+    )
+    page = admin_client.get(LIST_URL).content.decode()
+    assert '<td class="field-status">deleted</td>' in page
+    assert "takendown" not in page.split('id="result_list"')[1]
+    assert admin_client.get(f"{LIST_URL}add/").status_code == 403
+    assert admin_client.post(f"{LIST_URL}{ALICE}/delete/", {"post": "yes"}).status_code == 403
+    assert AccountStatus.objects.settings(final=1).get(did=ALICE).status == "deleted"
