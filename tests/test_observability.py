@@ -19,7 +19,8 @@ def closed_port():
 
 @pytest.fixture
 def clickhouse_down():
-    """Swap the ClickHouse connection for one to a server that is not there, then put it back."""
+    """Swap the ClickHouse connection for one to a server that is not there; calling the fixture's
+    value (or the end of the test) puts the real one back."""
     healthy = connections["clickhouse"]
     settings_dict = {
         **healthy.settings_dict, "ENGINE": "skyline.db.clickhouse", "HOST": "127.0.0.1", "PORT": closed_port(),
@@ -27,9 +28,14 @@ def clickhouse_down():
         "OPTIONS": {"connect_timeout": 1, "send_receive_timeout": 1, "sync_request_timeout": 1},
     }
     connections["clickhouse"] = ServerWrapper(settings_dict, alias="clickhouse")
-    yield
-    connections["clickhouse"].close()
-    connections["clickhouse"] = healthy
+
+    def restore():
+        if connections["clickhouse"] is not healthy:
+            connections["clickhouse"].close()
+            connections["clickhouse"] = healthy
+
+    yield restore
+    restore()
 
 
 def test_healthz_answers_while_the_process_is_up(client):
@@ -51,6 +57,9 @@ def test_readyz_is_503_and_names_the_store_that_is_down_then_recovers(client, cl
     assert body["status"] == "unavailable"
     assert body["stores"]["relational"] == "ok"
     assert body["stores"]["clickhouse"] != "ok"
+    clickhouse_down()  # the store comes back
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()["status"]) == (200, "ok")
 
 
 def test_a_request_that_needs_a_missing_store_gets_a_503_json_error(client, clickhouse_down, settings):
@@ -59,6 +68,8 @@ def test_a_request_that_needs_a_missing_store_gets_a_503_json_error(client, clic
     assert response.status_code == 503
     assert response.json() == {"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."}
     assert response["Retry-After"] == "5"
+    clickhouse_down()
+    assert client.get("/probe").status_code == 200
 
 
 def test_metrics_count_requests_by_route(client):
