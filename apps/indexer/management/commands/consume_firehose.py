@@ -12,6 +12,7 @@ from apps.indexer.rows import is_collection_pattern
 from apps.indexer.writer import WriteFailed
 from skyline.metrics import serve_metrics
 from skyline.roles import stopped_by_signals
+from skyline.schema import require_migrated
 
 MAX_COLLECTIONS = 100
 
@@ -61,6 +62,7 @@ class Command(BaseCommand):
 
         if metrics_port:
             serve_metrics(metrics_port)
+        require_migrated("default", "clickhouse")
         consumer = Consumer(
             collections=sorted(set(wanted)),
             cursor=cursor,

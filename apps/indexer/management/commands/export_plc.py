@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.indexer.plc import ExportCursor, PlcExporter
 from skyline.metrics import serve_metrics
 from skyline.roles import stopped_by_signals
+from skyline.schema import require_migrated
 
 
 class Command(BaseCommand):
@@ -29,6 +30,7 @@ class Command(BaseCommand):
             raise CommandError("--rate must be more than 0 pages per second")
         if metrics_port:
             serve_metrics(metrics_port)
+        require_migrated("default", "clickhouse")
         exporter = PlcExporter(rate=rate, after=after, until_caught_up=once)
         with stopped_by_signals(exporter):
             exporter.run()

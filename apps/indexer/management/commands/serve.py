@@ -18,6 +18,7 @@ from gunicorn.app.base import BaseApplication
 from apps.indexer.consumer import Consumer
 from apps.indexer.plc import PlcExporter
 from skyline.scheduler import InProcessScheduler
+from skyline.schema import require_migrated
 from skyline.wsgi import application
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,9 @@ class Command(BaseCommand):
         if "chdb" in sys.modules:
             # A forked worker cannot use an engine its parent loaded (queries hang there).
             raise CommandError("chDB was loaded before the web worker started; nothing may open the store here")
+        # Only the relational store can be checked here: opening chDB in this (master) process would
+        # leave the forked worker unable to use it. `make run` migrates both before serving.
+        require_migrated("default")
         roles = BackgroundRoles(
             consumer=not no_consumer, scheduler=not no_scheduler,
             plc_export=settings.PLC_EXPORT and not no_plc_export,

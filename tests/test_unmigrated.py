@@ -1,0 +1,34 @@
+"""A role started before the stores are migrated says what to run, in one line, and exits 1."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(tmp_path, *args):
+    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["consume_firehose", "--replay", "-"], ["export_plc", "--once"], ["serve"]])
+def test_roles_refuse_to_start_on_an_unmigrated_store(tmp_path, command):
+    result = run(tmp_path, *command)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "CommandError: the default database is not migrated: run `manage.py migrate` first"
+    )
+
+
+def test_the_clickhouse_store_is_checked_too(tmp_path):
+    assert run(tmp_path, "migrate", "-v0").returncode == 0
+    result = run(tmp_path, "consume_firehose", "--replay", "-")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "CommandError: the clickhouse database is not migrated: run `manage.py migrate --database clickhouse` first"
+    )
