@@ -62,7 +62,8 @@ class Command(BaseCommand):
 
         if metrics_port:
             serve_metrics(metrics_port)
-        require_migrated("default", "clickhouse")
+        # A replay keeps no cursor, so it needs only ClickHouse; following keeps one in the relational store.
+        require_migrated("clickhouse") if replay else require_migrated("default", "clickhouse")
         consumer = Consumer(
             collections=sorted(set(wanted)),
             cursor=cursor,
