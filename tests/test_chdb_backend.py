@@ -127,6 +127,24 @@ def test_iterator_streams_a_large_result_in_blocks():
     assert len(seen) == 3000 and seen[0] == "3k00000" and seen[-1] == "3k02999"
 
 
+def test_iterator_reads_every_block_of_a_result_made_of_many_parts():
+    for part in range(4):  # four inserts: four parts, streamed as four blocks
+        Post.objects.bulk_create([post(f"3k{part}{i:03d}", time_us=part) for i in range(5)])
+    rows = list(Post.objects.order_by("rkey").values_list("rkey", "time_us").iterator(chunk_size=3))
+    assert rows == [(f"3k{part}{i:03d}", part) for part in range(4) for i in range(5)]
+    with connections["clickhouse"].chunked_cursor() as cursor:
+        cursor.execute("SELECT number FROM numbers(10) SETTINGS max_block_size = 3")
+        assert cursor.fetchall() == [(n,) for n in range(10)]
+
+
+def test_update_and_delete_of_rows_whose_values_look_like_sql():
+    Post.objects.bulk_create([post("3k1", text="please check your settings now"), post("3k2", text="x WHERE 1 --")])
+    assert Post.objects.filter(text="please check your settings now").delete()[0] == 1
+    assert Post.objects.filter(text="x WHERE 0 = throwIf(1) --").update(has_embedded_media=1) == 0
+    assert Post.objects.filter(text="x WHERE 1 --").delete()[0] == 1
+    assert Post.objects.count() == 0
+
+
 def test_update_and_delete_report_how_many_rows_they_touched():
     Post.objects.bulk_create([post("3k1"), post("3k2"), post("3k3", text="other")])
     assert Post.objects.filter(text="hello").update(has_embedded_media=1) == 2

@@ -63,7 +63,7 @@ class DataDirectoryLocked(OperationalError):
         )
 
 
-def _error_from(exc, sql=None):
+def _error_from(exc):
     """Map a chDB error (a RuntimeError with 'Code: NN.' in it) to a DB-API error."""
     message = str(exc)
     found = _CODE.search(message)
@@ -106,14 +106,6 @@ def _open(path):
             raise _error_from(exc) from None
 
 
-def release_engine(path):
-    """Let the embedded engine stop once the sessions still open on `path` close."""
-    with _engine_lock:
-        anchor = _engine_anchor.pop(path, None)
-    if anchor is not None:
-        anchor.close()
-
-
 def connect(path, database="default", **_ignored):
     return Connection(path, database)
 
@@ -137,7 +129,7 @@ class Connection:
             try:
                 result = self._session._conn.query(sql, "JSONCompact", params={})
             except RuntimeError as exc:
-                raise _error_from(exc, sql) from None
+                raise _error_from(exc) from None
         return result.bytes()
 
     def insert_rows(self, table, columns, rows):
@@ -187,6 +179,29 @@ def _description(meta):
     return [(column["name"], column["type"], None, None, None, None, True) for column in meta]
 
 
+def _outside_quotes(sql):
+    """`sql` with the inside of every quoted literal or identifier blanked out (same length), so
+    keywords can be looked for without matching text inside a value."""
+    out, quote, escaped = [], None, False
+    for ch in sql:
+        if quote is None:
+            if ch in "'\"`":
+                quote = ch
+            out.append(ch)
+        elif escaped:
+            escaped = False
+            out.append(" ")
+        elif ch == "\\":
+            escaped = True
+            out.append(" ")
+        elif ch == quote:
+            quote = None
+            out.append(ch)
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
 class Cursor:
     arraysize = 1
 
@@ -226,7 +241,7 @@ class Cursor:
         match = _MUTATION.match(sql)
         if not match:
             return None
-        upper = sql.upper()
+        upper = _outside_quotes(sql).upper()
         where_at = upper.rfind(" WHERE ")
         if where_at < 0:
             return None
@@ -303,7 +318,6 @@ class StreamingRows:
         self.rowcount = -1
         self._stream = None
         self._pending = []
-        self._buffer = b""
         self._converters = None
         if sql is not None:
             self.execute(sql)
@@ -311,15 +325,18 @@ class StreamingRows:
     def execute(self, operation, parameters=None):
         sql = operation if parameters is None else substitute(operation, parameters)
         self._close_stream()
-        self._pending, self._buffer, self._converters, self.description = [], b"", None, None
+        self._pending, self._converters, self.description = [], None, None
         try:
             self._stream = self.connection._session.send_query(sql, "JSONCompactEachRowWithNamesAndTypes")
         except RuntimeError as exc:
-            raise _error_from(exc, sql) from None
+            raise _error_from(exc) from None
         self._fill()
 
     def _fill(self):
-        """Read blocks until some rows are pending or the result ends."""
+        """Read blocks until some rows are pending or the result ends.
+
+        Each block chDB streams is whole rows and starts with its own names and types lines.
+        """
         while not self._pending and self._stream is not None:
             try:
                 chunk = self._stream.fetch()
@@ -329,22 +346,17 @@ class StreamingRows:
             if not data:
                 self._close_stream()
                 break
-            lines = (self._buffer + data).split(b"\n")
-            self._buffer = lines.pop()
-            for line in lines:
-                if not line:
-                    continue
-                values = orjson.loads(line)
-                if self.description is None:
-                    self._names = values
-                    self.description = []
-                elif self._converters is None:
-                    self.description = [
-                        (name, kind, None, None, None, None, True) for name, kind in zip(self._names, values)
-                    ]
-                    self._converters = [converter_for(kind) for kind in values]
-                else:
-                    self._pending.append(tuple(conv(v) for conv, v in zip(self._converters, values)))
+            names, kinds, *rows = data.rstrip(b"\n").split(b"\n")
+            if self._converters is None:
+                kinds = orjson.loads(kinds)
+                self.description = [
+                    (name, kind, None, None, None, None, True) for name, kind in zip(orjson.loads(names), kinds)
+                ]
+                self._converters = [converter_for(kind) for kind in kinds]
+            converters = self._converters
+            self._pending.extend(
+                tuple(conv(v) for conv, v in zip(converters, orjson.loads(row))) for row in rows if row
+            )
         self._pending.reverse()
 
     def fetchone(self):
