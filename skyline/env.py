@@ -1,11 +1,13 @@
 """Read settings from the environment: tiny typed readers that name the variable on a bad value."""
 
-from urllib.parse import urlsplit
+import math
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_HOSTLESS_SCHEMES = {"sqlite", "unix"}
 
 
 class Environment:
@@ -38,6 +40,8 @@ class Environment:
             return default
         try:
             value = parse(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be {described}, not {raw!r}") from None
         if minimum is not None and value < minimum:
@@ -51,15 +55,20 @@ class Environment:
         return [item.strip() for item in raw.split(",") if item.strip()]
 
     def url(self, name, default="", schemes=("http", "https")):
-        """A URL with one of `schemes` and a host; the default when unset; '' stays ''."""
+        """A URL with one of `schemes`, a host (but for file-like schemes) and a valid port; the
+        default when unset; '' stays ''."""
         value = self.str(name, default)
         if not value:
             return value
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname:
+        shown = _without_password(value)
+        if parts.scheme not in schemes or (parts.scheme not in _HOSTLESS_SCHEMES and not parts.hostname):
             allowed = ", ".join(f"{scheme}://" for scheme in schemes)
-            shown = _without_password(value)
             raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed} and naming a host, not {shown!r}")
+        try:
+            parts.port  # noqa: B018 (raises on a port that is not a number in range)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} has a port that is not a number from 0 to 65535: {shown!r}") from None
         return value
 
     def did(self, name, default=""):
@@ -87,8 +96,8 @@ def clickhouse_server(url):
         "HOST": parts.hostname,
         "PORT": parts.port or (9440 if parts.scheme == "clickhouses" else 9000),
         "NAME": parts.path.lstrip("/") or "default",
-        "USER": parts.username or "default",
-        "PASSWORD": parts.password or "",
+        "USER": unquote(parts.username or "default"),
+        "PASSWORD": unquote(parts.password or ""),
         "OPTIONS": options,
         "CONN_MAX_AGE": None,
     }

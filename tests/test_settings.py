@@ -29,6 +29,10 @@ def run_check(tmp_path, **variables):
         ("CLICKHOUSE_URL", "mysql://u:hunter2@db/x",
          "skyline: CLICKHOUSE_URL must be a URL starting with clickhouse://, clickhouses:// and naming a host, "
          "not 'mysql://u:***@db/x'"),
+        ("CLICKHOUSE_URL", "clickhouse://u:hunter2@db:notaport/x",
+         "skyline: CLICKHOUSE_URL has a port that is not a number from 0 to 65535: "
+         "'clickhouse://u:***@db:notaport/x'"),
+        ("JETSTREAM_REWIND_SECONDS", "nan", "skyline: JETSTREAM_REWIND_SECONDS must be a number, not 'nan'"),
         ("FEED_ACTOR_DID", "alice.bsky.social",
          "skyline: FEED_ACTOR_DID must be a did:plc: or did:web: identifier, not 'alice.bsky.social'"),
     ],
@@ -71,6 +75,11 @@ def test_service_did_follows_the_endpoint_host():
 
 
 def test_clickhouse_url_becomes_a_server_database():
-    db = clickhouse_server("clickhouse://skyline:pw@ch.internal:9001/firehose")
+    db = clickhouse_server("clickhouse://skyline:p%40ss%2Fword@ch.internal:9001/firehose")
     assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"], db["USER"], db["PASSWORD"]) == (
-        "skyline.db.clickhouse", "ch.internal", 9001, "firehose", "skyline", "pw")
+        "skyline.db.clickhouse", "ch.internal", 9001, "firehose", "skyline", "p@ss/word")
+
+
+def test_file_urls_need_no_host():
+    env = Environment({"DATABASE_URL": "sqlite:////var/lib/skyline/db.sqlite3"})
+    assert env.url("DATABASE_URL", "", ("postgres", "sqlite")) == "sqlite:////var/lib/skyline/db.sqlite3"
