@@ -7,6 +7,7 @@ reason to doubt a cached document (a signature that does not verify) ask again w
 """
 
 import re
+from urllib.parse import urlsplit
 
 import httpx
 from atproto_core.did_doc import DidDocument
@@ -32,11 +33,20 @@ class IdentityError(Exception):
 
 
 def is_did(value):
-    return bool(_DID.match(value or ""))
+    return bool(_DID.fullmatch(value or ""))
 
 
 def is_handle(value):
-    return len(value or "") <= 253 and bool(_HANDLE.match(value or ""))
+    return len(value or "") <= 253 and bool(_HANDLE.fullmatch(value or ""))
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _serving_locally():
+    """A development install (served on localhost, or DEBUG): only then may did:web use plain http
+    to localhost. A public server must not be made to fetch from its own loopback ports."""
+    return settings.DEBUG or urlsplit(settings.SERVICE_ENDPOINT).hostname in _LOCAL_HOSTS
 
 
 class _LocalDidWebResolver(DidWebResolver):
@@ -45,7 +55,9 @@ class _LocalDidWebResolver(DidWebResolver):
     @staticmethod
     def _parse_web_did(did):
         host = did.split(":", 2)[2].replace("%3A", ":").replace("%3a", ":")
-        if host.split(":")[0] in ("localhost", "127.0.0.1"):
+        if host.split(":")[0] in _LOCAL_HOSTS:
+            if not _serving_locally():
+                raise IdentityError(f"{did} is a development-only identity")
             return f"http://{host}/.well-known/did.json"
         return DidWebResolver._parse_web_did(did)
 

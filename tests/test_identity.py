@@ -40,3 +40,30 @@ def test_unknown_and_malformed_identities_are_clear_errors(plc):
         identity.resolve_handle("not a handle")
     with pytest.raises(identity.IdentityError, match="does not resolve"):
         identity.resolve_handle("nobody.test")
+
+
+def test_a_trailing_newline_is_not_a_valid_did_or_handle():
+    assert not identity.is_did(ALICE + "\n")
+    assert not identity.is_handle("alice.test\n")
+
+
+def test_did_web_on_localhost_is_resolved_only_by_a_development_install(settings):
+    settings.DEBUG = False
+    settings.SERVICE_ENDPOINT = "https://feeds.example.com"
+    with pytest.raises(identity.IdentityError, match="development-only identity"):
+        identity.did_document("did:web:localhost%3A6379")
+
+
+def test_did_web_on_localhost_is_fetched_over_http_in_development(settings):
+    from tests.servers import LoopbackServer, json_response
+
+    class DidWebHost(LoopbackServer):
+        def handle(self, request):
+            if request.path != "/.well-known/did.json":
+                return super().handle(request)
+            return json_response({"id": self.did, "alsoKnownAs": [], "verificationMethod": [], "service": []})
+
+    settings.SERVICE_ENDPOINT = "http://localhost:8000"
+    with DidWebHost() as host:
+        host.did = f"did:web:localhost%3A{host.url.rsplit(':', 1)[1]}"
+        assert identity.did_document(host.did).id == host.did
