@@ -20,6 +20,7 @@ from django.core.cache import cache
 
 DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120
+REFRESH_INTERVAL = 60
 TIMEOUT = 10.0
 
 _HANDLE = re.compile(
@@ -71,8 +72,8 @@ def _fetch_document(did):
         raise IdentityError(f"unsupported DID method: {did}")
     try:
         raw = resolver.resolve_without_validation(did)
-    except AtProtocolError as exc:
-        raise IdentityError(f"could not fetch the DID document of {did}: {exc}") from None
+    except (AtProtocolError, httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        raise IdentityError(f"could not fetch the DID document of {did}: {type(exc).__name__}") from None
     if raw is None:
         raise IdentityError(f"no DID document for {did}")
     try:
@@ -85,10 +86,16 @@ def _fetch_document(did):
 
 
 def did_document(did, refresh=False):
-    """The DID document of `did` (a DidDocument), from the cache unless `refresh`."""
+    """The DID document of `did` (a DidDocument), from the cache unless `refresh`.
+
+    A refresh is honoured once a minute per DID at most, so a stream of tokens with bad signatures
+    cannot turn every request into a fetch from the directory.
+    """
     if not is_did(did):
         raise IdentityError(f"not a valid DID: {did!r}")
     key = f"identity:doc:{did}"
+    if refresh and not cache.add(f"identity:refreshed:{did}", 1, REFRESH_INTERVAL):
+        refresh = False
     cached = None if refresh else cache.get(key)
     if cached == "":
         raise IdentityError(f"no DID document for {did} (recently failed)")

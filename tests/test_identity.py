@@ -21,6 +21,8 @@ def test_documents_are_cached_until_refreshed(plc):
     assert len(plc.requests) == 1
     identity.signing_key(ALICE, refresh=True)
     assert len(plc.requests) == 2
+    identity.signing_key(ALICE, refresh=True)  # a second refresh within the minute is not honoured
+    assert len(plc.requests) == 2
 
 
 def test_a_handle_resolves_only_when_the_did_claims_it_back(plc):
@@ -67,3 +69,8 @@ def test_did_web_on_localhost_is_fetched_over_http_in_development(settings):
     with DidWebHost() as host:
         host.did = f"did:web:localhost%3A{host.url.rsplit(':', 1)[1]}"
         assert identity.did_document(host.did).id == host.did
+
+
+def test_a_did_web_host_that_is_not_a_valid_url_is_an_identity_error(plc):
+    with pytest.raises(identity.IdentityError, match="could not fetch the DID document"):
+        identity.did_document("did:web:exa%mple.com")
