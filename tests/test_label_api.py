@@ -159,6 +159,8 @@ def test_members_are_paged_newest_first_and_searchable(client, labels, mpls_key)
     assert [member["did"] for member in page["members"]] == [ALICE]
     found = call(client, "get", "/api/admin/feed_members", mpls_key, feedName="mpls", search="ALICE").json()
     assert (found["totalCount"], found["members"][0]["did"]) == (1, ALICE)
+    past_the_end = call(client, "get", "/api/admin/feed_members", mpls_key, feedName="mpls", page=2**63 - 1)
+    assert past_the_end.status_code == 200 and past_the_end.json()["members"] == []
     defaults = call(client, "get", "/api/admin/feed_members", mpls_key, feedName="mpls", limit=0, page=-3).json()
     assert (defaults["page"], defaults["totalPages"], len(defaults["members"])) == (1, 1, 3)
 

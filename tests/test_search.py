@@ -172,6 +172,8 @@ def test_any_query_text_is_safe(client, posts, q):
         ({"q": "cat", "limit": 0}, "limit must be between 1 and 100"),
         ({"q": "cat", "limit": 101}, "limit must be between 1 and 100"),
         ({"q": "cat", "cursor": "yesterday"}, "cursor is not one this API gave out"),
+        ({"q": "cat", "cursor": "9999999999999999999::at://x"}, "cursor is not one this API gave out"),
+        ({"q": "cat", "lang": "en\n"}, "lang must be a language tag such as en or pt-BR"),
         ({"q": "cat", "lang": "en'); --"}, "lang must be a language tag such as en or pt-BR"),
         ({"q": "cat", "author": "not a did"}, "author must be a DID or a handle"),
         (

@@ -26,6 +26,8 @@ from skyline import identity
 from skyline.clients import client_address
 
 FAILURE_LIMIT = 10
+# Far past any real membership, and within what an SQL OFFSET takes.
+MAX_PAGE = 1_000_000
 FAILURE_WINDOW = 600
 MISSING_KEY = "Missing required API key in X-API-Key header"
 
@@ -155,7 +157,7 @@ def _member(row, handle, display_name):
 def members(request, feedName: str = "", limit: int = 25, page: int = 1, search: str = ""):
     label = _label(request, feedName, "list the members of")
     limit = 25 if limit <= 0 else min(limit, 100)
-    page = max(page, 1)
+    page = min(max(page, 1), MAX_PAGE)
     found = label.members.order_by("-created_at", "-id")
     if search:
         found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))

@@ -93,11 +93,14 @@ def _author_did(author):
 
 
 def _cursor_sql(cursor):
-    found = _CURSOR.match(cursor)
+    found = _CURSOR.fullmatch(cursor)
     if not found:
         raise SearchError("cursor is not one this API gave out")
     micros, uri = int(found.group(1)), found.group(2)
-    at = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=micros)
+    try:
+        at = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=micros)
+    except OverflowError:
+        raise SearchError("cursor is not one this API gave out") from None
     return "(created_at, uri) < (%s, %s)", [at, uri]
 
 
@@ -119,7 +122,7 @@ def search_posts(q="", author="", lang="", since="", until="", limit=25, cursor=
         conditions.append("did = %s")
         params.append(_author_did(author))
     if lang:
-        if not _LANG.match(lang):
+        if not _LANG.fullmatch(lang):
             raise SearchError("lang must be a language tag such as en or pt-BR")
         conditions.append("has(langs, %s)")
         params.append(lang)
