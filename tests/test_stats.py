@@ -153,6 +153,17 @@ def test_daily_counts_are_exact_and_deletes_come_off_the_day_they_were_counted()
     ]
 
 
+def test_deletes_of_records_older_than_the_index_never_make_a_day_negative(client):
+    index_a_few_days()
+    long_ago = datetime.datetime(2023, 6, 1, 12, tzinfo=datetime.timezone.utc)
+    like(ERIN, long_ago, deleted=1)  # an unlike of a like from before indexing began
+    like(ERIN, DAY1, deleted=1, rkey=key_at(DAY1))  # an unlike of a day-1 like that was never indexed
+    body = client.get("/api/stats").json()
+    assert "2023-06-01" not in [entry["date"] for entry in body["daily_data"]]
+    assert all(value >= 0 for entry in body["daily_data"] for key, value in entry.items() if key != "date")
+    assert body["total_likes"] >= 0
+
+
 def test_the_stats_endpoint_has_the_seed_shape_and_totals(client):
     index_a_few_days()
     response = client.get("/api/stats")

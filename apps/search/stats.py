@@ -5,7 +5,9 @@ What the numbers mean, per UTC day:
   far as the firehose told us: a record's day is the time in its TID record key (createdAt when
   the key is not a TID), and a later delete (a deleted post, an undone like, an unfollow or unblock)
   takes it off the day it was counted on. An edited post (rare: the app cannot edit posts) and an
-  event the consumer re-delivered after a crash are counted again.
+  event the consumer re-delivered after a crash are counted again. Deletes of records older than
+  the index cannot take off what was never counted: a day never goes below 0, and a day with
+  nothing but such deletes is not shown.
 - num_posters, num_likers, num_followers, num_blockers: distinct accounts that created such a
   record that day, deletes or not. Exact for small numbers, within about 1% at the network's scale
   (ClickHouse uniqCombined, precision 14).
@@ -51,9 +53,10 @@ def _daily_rows(since, until):
     for date, metric, count, actors in rows:
         count_name, actors_name = METRICS[metric]
         day = days.setdefault(date, dict(EMPTY_DAY))
-        day[count_name] = int(count)
+        # A delete of a record created before indexing began comes off a day that never counted it.
+        day[count_name] = max(0, int(count))
         day[actors_name] = int(actors)
-    return days
+    return {date: day for date, day in days.items() if any(day.values())}
 
 
 def daily_stats(days):
