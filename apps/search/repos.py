@@ -42,13 +42,25 @@ class Repo:
         return node
 
     def record_cids(self):
-        """(collection/rkey, record CID bytes) for every record, in key order."""
+        """(collection/rkey, record CID bytes) for every record, in key order.
+
+        A hostile CAR can make the "tree" a graph that names a node twice (a few KB that unfold into
+        billions of entries): a node seen twice, or keys out of order, end the walk with RepoError.
+        """
         stack = [("node", self.commit["data"])]
+        seen = set()
+        last_key = None
         while stack:
             kind, value = stack.pop()
             if kind == "entry":
+                if last_key is not None and value[0] <= last_key:
+                    raise RepoError("the repo's tree is not in key order")
+                last_key = value[0]
                 yield value
                 continue
+            if value in seen:
+                raise RepoError("the repo's tree names a node twice")
+            seen.add(value)
             node = self._node(value)
             # Push in reverse so the left subtree comes out first, then each entry and its right subtree.
             pending = []

@@ -7,6 +7,8 @@ message, never a token.
 import httpx
 
 USER_AGENT = "skyline/1.0"
+# The largest repository export read (the seed's crawler stopped at 100 MB).
+REPO_MAX_BYTES = 200 * 1024 * 1024
 
 
 class XrpcError(Exception):
@@ -22,6 +24,18 @@ class XrpcError(Exception):
         """True when the error name or message mentions any of `words`."""
         text = f"{self.error} {self.message}"
         return any(word in text for word in words)
+
+
+def _error_of(response):
+    """The XrpcError a failed response carries (its error name and message, when it gives them)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    error = str(body.get("error") or f"HTTP {response.status_code}")
+    return XrpcError(response.status_code, error, str(body.get("message") or ""))
 
 
 class XrpcClient:
@@ -51,14 +65,7 @@ class XrpcClient:
                 0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})"
             ) from None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {}
-            if not isinstance(body, dict):
-                body = {}
-            error = str(body.get("error") or f"HTTP {response.status_code}")
-            raise XrpcError(response.status_code, error, str(body.get("message") or ""))
+            raise _error_of(response)
         return response
 
     def _json(self, http_method, nsid, token=None, **kwargs):
@@ -85,11 +92,25 @@ class XrpcClient:
     def get_session(self, access_token):
         return self._json("GET", "com.atproto.server.getSession", token=access_token)
 
-    def get_repo(self, did):
-        """The repository of `did` as CAR bytes."""
-        return self._call(
-            "GET", "com.atproto.sync.getRepo", params={"did": did}, accept="application/vnd.ipld.car"
-        ).content
+    def get_repo(self, did, max_bytes=None):
+        """The repository of `did` as CAR bytes; XrpcError RepoTooLarge past `max_bytes` (REPO_MAX_BYTES)."""
+        limit = max_bytes or REPO_MAX_BYTES
+        headers = {"Accept": "application/vnd.ipld.car"}
+        url = f"{self.host}/xrpc/com.atproto.sync.getRepo"
+        try:
+            with self._http.stream("GET", url, params={"did": did}, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_of(response)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise XrpcError(413, "RepoTooLarge", f"the repository is over {limit:,} bytes")
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise XrpcError(0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})") from None
+        return b"".join(chunks)
 
     def apply_writes(self, access_token, repo, writes):
         return self._json(

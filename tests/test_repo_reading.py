@@ -1,0 +1,51 @@
+"""Reading a repository export is safe against hostile CAR files and oversized repos."""
+
+import pytest
+
+from apps.search.repos import Repo, RepoError
+from apps.search.xrpc import XrpcClient, XrpcError
+from tests.pds import RepoBuilder, car_file
+from tests.servers import LoopbackServer
+
+POST = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2025-01-01T00:00:00Z"}
+
+
+def hostile_car(nodes):
+    """A CAR whose "tree" is `nodes` levels deep, each level naming the next one twice."""
+    builder = RepoBuilder("did:plc:hostileaaaaaaaaaaaaaaaaa", key=None)
+    record = builder._put(POST)
+    child = builder._put({"l": None, "e": [{"p": 0, "k": b"app.bsky.feed.post/3k", "v": record, "t": None}]})
+    for level in range(nodes):
+        key = f"app.bsky.feed.post/3l{level:04d}".encode()
+        child = builder._put({"l": child, "e": [{"p": 0, "k": key, "v": record, "t": child}]})
+    commit = builder._put({"did": builder.did, "version": 3, "data": child, "rev": "3l", "prev": None, "sig": b""})
+    return car_file(commit, [(commit, builder.blocks[commit])] + list(builder.blocks.items()))
+
+
+def test_a_tree_that_names_a_node_twice_is_refused_not_unfolded():
+    car = hostile_car(30)  # a few KB that would unfold into 2^30 entries
+    assert len(car) < 10_000
+    with pytest.raises(RepoError, match="names a node twice"):
+        list(Repo(car).record_cids())
+
+
+def test_keys_out_of_order_are_refused():
+    builder = RepoBuilder("did:plc:disorderaaaaaaaaaaaaaaaa", key=None)
+    record = builder._put(POST)
+    entries = [{"p": 0, "k": key, "v": record, "t": None} for key in (b"app.bsky.feed.post/3b", b"app.bsky.feed.post/3a")]
+    data = builder._put({"l": None, "e": entries})
+    commit = builder._put({"did": builder.did, "version": 3, "data": data, "rev": "3l", "prev": None, "sig": b""})
+    car = car_file(commit, [(commit, builder.blocks[commit])] + list(builder.blocks.items()))
+    with pytest.raises(RepoError, match="not in key order"):
+        list(Repo(car).record_cids())
+
+
+def test_a_repository_over_the_size_limit_is_not_read_to_the_end():
+    class HugeRepo(LoopbackServer):
+        def handle(self, request):
+            return 200, {"Content-Type": "application/vnd.ipld.car"}, b"\0" * 2_000_000
+
+    with HugeRepo() as pds, XrpcClient(pds.url) as client:
+        with pytest.raises(XrpcError, match="RepoTooLarge"):
+            client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=1_000_000)
+        assert len(client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=3_000_000)) == 2_000_000
