@@ -129,6 +129,17 @@ def test_a_given_cursor_and_collections_are_what_jetstream_is_asked_for():
     assert seen["likes"] == [] and len(seen["account_statuses"]) == 2
 
 
+def test_consumers_split_by_collection_each_keep_their_own_cursor():
+    events = story()
+    cursor_store().save(T0 + 10_000_000)  # where an unsplit consumer stands
+    with JetstreamServer([line(event) for event in events]) as server:
+        with Running(url=server.url, rewind_seconds=0, collections=["app.bsky.graph.*"]) as running:
+            wait_until(lambda: running.written_through(newest(events)))
+    assert server.requests[0]["cursor"] is None  # its own stream has no cursor yet: from the live tip
+    assert cursor_store().load() == T0 + 10_000_000
+    assert cursor_store("jetstream:app.bsky.graph.*").load() == newest(events)
+
+
 def test_dropped_connections_are_resumed_from_just_before_the_newest_event_and_lose_nothing():
     events = generated(600)
     before = reconnects("error")

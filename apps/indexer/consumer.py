@@ -5,6 +5,7 @@ batches to the writer, which writes them and then saves the cursor.
 can run the consumer in a thread); installing signal handlers is left to the caller.
 """
 
+import hashlib
 import logging
 import threading
 import time
@@ -23,6 +24,17 @@ from apps.indexer.writer import Writer
 logger = logging.getLogger(__name__)
 
 
+def stream_name(collections):
+    """The name a consumer's cursor is saved under: one per stream, so consumers split with
+    --collections each resume from their own position."""
+    if not collections:
+        return "jetstream"
+    name = "jetstream:" + ",".join(sorted(set(collections)))
+    if len(name) > 64:
+        name = "jetstream:" + hashlib.sha256(name.encode()).hexdigest()[:32]
+    return name
+
+
 class Consumer:
     def __init__(
         self,
@@ -38,7 +50,7 @@ class Consumer:
         receive_timeout=None,
         max_event_bytes=None,
         progress=None,
-        cursor_name="jetstream",
+        cursor_name=None,
         backoff=None,
     ):
         """Follow Jetstream at `url` (default JETSTREAM_URL), or read the recording at `replay`.
@@ -60,7 +72,7 @@ class Consumer:
         self.receive_timeout = receive_timeout or settings.JETSTREAM_RECEIVE_TIMEOUT
         self.max_event_bytes = max_event_bytes or settings.JETSTREAM_MAX_EVENT_BYTES
         self.progress = progress
-        self.cursor = None if replay else cursor_store(cursor_name)
+        self.cursor = None if replay else cursor_store(cursor_name or stream_name(self.collections))
         self.backoff = backoff or Backoff()
         self.writer = None
         self._wanted = collection_matcher(self.collections) if self.collections else None
