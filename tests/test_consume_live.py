@@ -251,6 +251,25 @@ def test_a_store_that_stays_down_fails_the_stop_and_keeps_the_cursor():
     assert cursor_store().load() is None
 
 
+def test_stopping_while_the_store_is_down_ends_promptly_and_keeps_the_cursor():
+    events = story()
+    errors = REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0
+    query("RENAME TABLE likes TO likes_away")
+    try:
+        with JetstreamServer([line(event) for event in events]) as server:
+            running = Running(url=server.url)
+            running.__enter__()
+            wait_until(lambda: (REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0) > errors
+                       and server.sent == len(events))
+            started = time.monotonic()
+            with pytest.raises(WriteFailed, match="rows to likes"):
+                running.__exit__(None, None, None)
+            assert time.monotonic() - started < 15
+    finally:
+        query("RENAME TABLE likes_away TO likes")
+    assert cursor_store().load() is None
+
+
 def test_a_slow_store_holds_the_reader_back_instead_of_queueing_without_bound():
     def one_like(rkey, time_us):
         batch = RowBatch(1_000_000)

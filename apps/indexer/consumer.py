@@ -82,8 +82,11 @@ class Consumer:
         self._newest = None
 
     def stop(self):
-        """Stop reading; run() then writes what it has, saves the cursor and returns."""
+        """Stop reading; run() then writes what it has, saves the cursor and returns (or, if the
+        store stays down through a few more attempts, raises WriteFailed with the cursor kept)."""
         self._stopping.set()
+        if self.writer is not None:
+            self.writer.stop_retrying()
 
     def run(self):
         self.writer = Writer(self.cursor).start()

@@ -54,6 +54,10 @@ class Writer:
             raise self.failure
         self._queue.put(batch)
 
+    def stop_retrying(self):
+        """From now on a failing write is tried only a few more times (the consumer is stopping)."""
+        self._closing.set()
+
     def close(self):
         """Write what is queued and stop; raises WriteFailed when some of it could not be written."""
         self._closing.set()
