@@ -63,6 +63,8 @@ def test_top_feeds_rank_the_window_by_likes_more_than_ten(client, default_feeds)
     eleven = post("did:plc:c", "3keleven", ago(minutes=50))
     ten = post("did:plc:d", "3kten", ago(minutes=10))
     earlier = post("did:plc:e", "3kearlier", ago(hours=3))
+    future = post("did:plc:f", "3kfuture", ago(hours=-24 * 365))  # dated a year ahead: never "in the window"
+    like(future, 50)
     like(most, 30)
     like(second, 20)
     like(eleven, 11)

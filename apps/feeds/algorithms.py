@@ -33,6 +33,7 @@ SELECT p.uri
 FROM recent_posts AS p
 INNER JOIN post_like_counts(hours = %(hours)s) AS l ON l.subject_uri = p.uri
 WHERE p.created_at > now64(6) - toIntervalHour(%(hours)s)
+  AND p.created_at <= now64(6)
   AND l.like_count >= %(min_likes)s
   AND {_NOT_HIDDEN}
 ORDER BY l.like_count DESC, p.created_at DESC, p.uri
