@@ -75,3 +75,13 @@ def test_the_command_makes_admin_wide_keys_and_refuses_unknown_labels(capsys):
         call_command("apikeys", "create", "--label", "nope")
     with pytest.raises(CommandError, match="no API key 'sky_00000000'"):
         call_command("apikeys", "revoke", "sky_00000000_secret")
+
+
+def test_a_label_with_keys_cannot_be_deleted_from_under_them():
+    from django.db.models import ProtectedError
+
+    label = Label.objects.create(name="mplsprotect")
+    APIKey.objects.create_key("moderators", label=label)
+    with pytest.raises(ProtectedError):
+        label.delete()
+    assert APIKey.objects.filter(label=label).count() == 1

@@ -51,3 +51,9 @@ def test_an_unknown_label_is_refused_unless_created(plc, capsys):
     assert capsys.readouterr().out == f"created label tqsp\nadded: {ALICE} alice.test\n"
     with pytest.raises(CommandError, match="the following arguments are required: accounts"):
         call_command("labels", "remove", "--label", "tqsp")
+
+
+def test_a_label_created_from_the_command_line_must_be_a_valid_name(plc):
+    with pytest.raises(CommandError, match=r"^--label 'Foo Bar': Enter a valid “slug”"):
+        call_command("labels", "add", "--label", "Foo Bar", "--create", ALICE)
+    assert not Label.objects.exists()

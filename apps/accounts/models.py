@@ -154,7 +154,8 @@ class APIKey(models.Model):
 
     name = models.CharField(max_length=100, help_text="who or what uses it, e.g. 'mpls moderators'")
     label = models.ForeignKey(
-        Label, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys",
+        # PROTECT: keys are revoked, never deleted, so a label with keys cannot be deleted under them.
+        Label, null=True, blank=True, on_delete=models.PROTECT, related_name="api_keys",
         help_text="the one label this key may manage; empty: every label (admin-wide)",
     )
     lookup = models.CharField(max_length=8, unique=True, editable=False, help_text="the key's public prefix")

@@ -1,5 +1,6 @@
 """`manage.py labels add|remove|list --label L [DID or handle ...]`: community membership from scripts."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import Label, MembershipError
@@ -22,7 +23,12 @@ class Command(BaseCommand):
     def handle(self, *args, action, label, create=False, accounts=(), **options):
         found = Label.objects.for_feed_name(label)
         if found is None and create:
-            found = Label.objects.create(name=label)
+            found = Label(name=label)
+            try:
+                found.full_clean()
+            except ValidationError as exc:
+                raise CommandError(f"--label {label!r}: {'; '.join(exc.messages)}") from None
+            found.save()
             self.stdout.write(f"created label {label}")
         if found is None:
             raise CommandError(f"no label named {label!r} (create it in the admin, or use add --create)")
