@@ -96,7 +96,7 @@ class SkeletonQuery(Schema):
 
 
 def _served_feed(uri):
-    match = _FEED_URI.match(uri)
+    match = _FEED_URI.fullmatch(uri)
     if match is None:
         raise XrpcError(400, "InvalidRequest", "feed must be the at-uri of a feed generator record")
     did, collection, alias = match.groups()

@@ -23,7 +23,7 @@ PIN = {"$type": "app.bsky.feed.defs#skeletonReasonPin"}
 
 
 def _validate_alias(value):
-    if not _RKEY.match(value) or value in (".", ".."):
+    if not _RKEY.fullmatch(value) or value in (".", ".."):
         raise ValidationError("An alias is a record key: letters, digits and . _ : ~ - only.")
 
 
@@ -33,7 +33,7 @@ def post_uris(text):
 
 
 def _validate_post_uris(text):
-    bad = [uri for uri in post_uris(text) if not POST_URI.match(uri)]
+    bad = [uri for uri in post_uris(text) if not POST_URI.fullmatch(uri)]
     if bad:
         raise ValidationError(f"Not a post at-uri: {bad[0]!r} (expected at://<did>/app.bsky.feed.post/<rkey>).")
 

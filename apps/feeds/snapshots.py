@@ -117,7 +117,7 @@ def page(spec, cursor, limit):
         snapshot_id, items = current(spec)
         offset = 0
     else:
-        match = _CURSOR.match(cursor)
+        match = _CURSOR.fullmatch(cursor)
         if match is None:
             raise BadCursor("cursor was not issued by this feed generator")
         snapshot_id, offset = match.group(1), int(match.group(2))

@@ -110,7 +110,7 @@ def _sign_in(identifier, app_password):
             host = login_host(identity.pds_endpoint(did))
         except identity.IdentityError as exc:
             raise CleanupError(400, f"could not resolve {identifier}: {exc}") from None
-    elif _EMAIL.match(identifier):
+    elif _EMAIL.fullmatch(identifier):
         host = settings.ENTRYWAY_URL
     else:
         raise CleanupError(400, "failed to parse identifier as at-identifier or email address")

@@ -32,7 +32,7 @@ def is_identifier(value):
 
 
 def is_rkey(value):
-    return bool(_RKEY.match(value)) and value not in (".", "..")
+    return bool(_RKEY.fullmatch(value)) and value not in (".", "..")
 
 
 def parse_at_uri(value):
@@ -44,7 +44,7 @@ def parse_at_uri(value):
         raise LinkError(400, "invalid atUri")
     collection = parts[1] if len(parts) > 1 else None
     rkey = parts[2] if len(parts) > 2 else None
-    if (collection is not None and not _NSID.match(collection)) or (rkey is not None and not is_rkey(rkey)):
+    if (collection is not None and not _NSID.fullmatch(collection)) or (rkey is not None and not is_rkey(rkey)):
         raise LinkError(400, "invalid atUri")
     return parts[0], collection, rkey
 
