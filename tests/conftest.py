@@ -31,3 +31,12 @@ def fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def unpaced_repo_checkouts(monkeypatch):
+    """Repo checkouts (/repo/{did}, /list/members) without the one-per-2-s pacing, for fast tests."""
+    from apps.search import lists
+    from apps.search.ratelimit import RateLimiter
+
+    monkeypatch.setattr(lists, "REPO_CHECKOUTS", RateLimiter(1000))

@@ -2,19 +2,12 @@
 
 import pytest
 
-from apps.search import lists
-from apps.search.ratelimit import RateLimiter
 from tests.pds import Pds, tid
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unpaced_repo_checkouts")]
 
 LIST, ITEM = "app.bsky.graph.list", "app.bsky.graph.listitem"
 MEMBERS = ["did:plc:" + name * 24 for name in "bcd"]
-
-
-@pytest.fixture(autouse=True)
-def no_checkout_pacing(monkeypatch):
-    monkeypatch.setattr(lists, "REPO_CHECKOUTS", RateLimiter(1000))
 
 
 @pytest.fixture

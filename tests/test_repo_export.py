@@ -10,7 +10,7 @@ from apps.search.ratelimit import RateLimiter
 from tests.feed_fixtures import did_plc
 from tests.pds import Pds, ipld
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unpaced_repo_checkouts")]
 
 AVATAR = libipld.encode_cid(b"\x01\x55\x12\x20" + hashlib.sha256(b"avatar").digest())
 IMAGE = libipld.encode_cid(b"\x01\x55\x12\x20" + hashlib.sha256(b"image").digest())
@@ -26,11 +26,6 @@ PROFILE = {
 }
 IMAGES = {"$type": "app.bsky.embed.images", "images": [
     {"alt": "a bird", "image": {"$type": "blob", "ref": {"$link": IMAGE}, "mimeType": "image/png", "size": 99}}]}
-
-
-@pytest.fixture(autouse=True)
-def no_checkout_pacing(monkeypatch):
-    monkeypatch.setattr(lists, "REPO_CHECKOUTS", RateLimiter(1000))
 
 
 @pytest.fixture
