@@ -4,6 +4,7 @@ PLC directory are accepted; forged, misaddressed and expired ones are refused wi
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from django.conf import settings
@@ -75,6 +76,16 @@ def test_a_rotated_key_is_fetched_again_once(client, club, plc, member_key):
     assert refusal(skeleton(client, "club", token=old)) == (401, "BadJwtSignature")
 
 
+@pytest.mark.parametrize("typ, claims", [
+    ("jwt", {}),
+    ("JWT", {"nbf": 0}),
+    ("JWT", {"exp_in": 3600}),
+])
+def test_a_service_token_within_its_limits_is_accepted(client, club, member_key, typ, claims):
+    token = member_key.token(MEMBER, settings.SERVICE_DID, header={"typ": typ}, **claims)
+    assert seen(skeleton(client, "club", token=token)) == [SECRET_POST]
+
+
 def unsigned(header, payload):
     return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
 
@@ -95,9 +106,21 @@ def forged(case, key):
     if case == "expired":
         return key.token(MEMBER, aud, exp_in=-120), "JwtExpired"
     if case == "issued in the future":
-        return key.token(MEMBER, aud, iat=9_999_999_999, exp_in=10**10), "BadJwt"
+        return key.token(MEMBER, aud, iat=9_999_999_999), "BadJwt"
+    if case == "not valid yet":
+        return key.token(MEMBER, aud, nbf=int(time.time()) + 120), "BadJwt"
+    if case == "expires in ten years":
+        return key.token(MEMBER, aud, exp_in=10 * 365 * 86400), "BadJwt"
+    if case == "expires in two hours":
+        return key.token(MEMBER, aud, exp_in=7200), "BadJwt"
     if case == "access token":
         return key.token(MEMBER, aud, header={"typ": "at+jwt"}), "BadJwtType"
+    if case == "access token in capitals":
+        return key.token(MEMBER, aud, header={"typ": "AT+JWT"}), "BadJwtType"
+    if case == "refresh token in mixed case":
+        return key.token(MEMBER, aud, header={"typ": "Refresh+JWT"}), "BadJwtType"
+    if case == "type not a string":
+        return key.token(MEMBER, aud, header={"typ": ["JWT"]}), "BadJwtType"
     if case == "unknown DID":
         return key.token(did_plc("nobody"), aud), "BadJwtIss"
     if case == "issuer not a DID":
@@ -116,7 +139,8 @@ def forged(case, key):
 
 @pytest.mark.parametrize("case", [
     "wrong key", "wrong curve in header", "wrong aud", "wrong lxm", "missing lxm", "expired",
-    "issued in the future", "access token", "unknown DID", "issuer not a DID", "alg none", "HS256", "not a JWT",
+    "issued in the future", "not valid yet", "expires in ten years", "expires in two hours", "access token",
+    "access token in capitals", "refresh token in mixed case", "type not a string", "unknown DID", "issuer not a DID", "alg none", "HS256", "not a JWT",
 ])
 def test_forged_or_misaddressed_tokens_are_refused(client, club, member_key, case):
     token, error = forged(case, member_key)

@@ -4,9 +4,12 @@ The token's signature is checked by the atproto SDK against the issuer's `#atpro
 DID document through `skyline.identity` (cached; fetched again once when a signature does not
 verify, as after a key rotation). The SDK checks `exp`, `iat` and `aud`; what it leaves out is
 checked here: the algorithm (ES256K or ES256, matching the key), the token type (access, refresh
-and DPoP tokens are not service tokens), the issuer (a bare DID) and `lxm`, the method the token
-was minted for.
+and DPoP tokens are not service tokens; `typ` is compared without case, as JOSE media types are),
+the issuer (a bare DID), `lxm` (the method the token was minted for), `nbf`, and a lifetime no
+longer than a PDS grants: a token cannot be revoked, so one that lives for years is refused.
 """
+
+import time
 
 from atproto_crypto.did import get_multikey_alg
 from atproto_server.auth.jwt import decode_jwt_payload, parse_jwt, verify_jwt
@@ -22,6 +25,8 @@ from django.conf import settings
 from skyline import identity
 
 LEEWAY_SECONDS = 10
+# PDSes mint service tokens for 60 s, and com.atproto.server.getServiceAuth grants at most an hour.
+MAX_LIFETIME_SECONDS = 3600
 _ALGORITHMS = {"ES256K", "ES256"}
 _NOT_SERVICE_TOKENS = {"at+jwt", "refresh+jwt", "dpop+jwt"}
 
@@ -53,7 +58,8 @@ def verify_service_token(token, method):
         payload = decode_jwt_payload(payload_bytes)
     except TokenDecodeError as exc:
         raise AuthError("BadJwt", f"malformed token: {exc}") from None
-    if header.get("typ") in _NOT_SERVICE_TOKENS:
+    token_type = header.get("typ", "")
+    if not isinstance(token_type, str) or token_type.lower() in _NOT_SERVICE_TOKENS:
         raise AuthError("BadJwtType", "not a service token")
     algorithm = header.get("alg")
     if algorithm not in _ALGORITHMS:
@@ -64,6 +70,11 @@ def verify_service_token(token, method):
         raise AuthError("BadJwtLexiconMethod", f"the token was not issued for {method}")
     if payload.exp is None:
         raise AuthError("BadJwt", "the token has no expiry")
+    now = time.time()
+    if payload.exp > now + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS:
+        raise AuthError("BadJwt", f"the token expires more than {MAX_LIFETIME_SECONDS} s ahead")
+    if payload.nbf is not None and payload.nbf > now + LEEWAY_SECONDS:
+        raise AuthError("BadJwt", "the token is not valid yet (nbf)")
 
     keys_used = []
 
