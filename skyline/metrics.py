@@ -20,6 +20,9 @@ from prometheus_client import (
     start_http_server,
 )
 
+# Label values come from fixed sets: a client that makes up method names must not make up series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
 REQUESTS = Counter("skyline_http_requests_total", "HTTP requests served", ["route", "method", "status"])
 LATENCY = Histogram(
     "skyline_http_request_duration_seconds", "Time to answer an HTTP request", ["route"],
@@ -45,7 +48,7 @@ def serve_metrics(port, address="0.0.0.0"):
 
 
 class RequestMetricsMiddleware:
-    """Count requests and time them by route (the URL pattern, never the raw path)."""
+    """Count requests and time them by route (the URL pattern, never the raw path) and method."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -56,5 +59,6 @@ class RequestMetricsMiddleware:
         match = getattr(request, "resolver_match", None)
         route = f"/{match.route}" if match is not None and match.route else "unmatched"
         LATENCY.labels(route).observe(time.perf_counter() - started)
-        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in _METHODS else "other"
+        REQUESTS.labels(route, method, str(response.status_code)).inc()
         return response

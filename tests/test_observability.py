@@ -79,6 +79,15 @@ def test_metrics_count_requests_by_route(client):
     assert "skyline_http_request_duration_seconds_bucket" in body
 
 
+def test_a_made_up_http_method_counts_as_other(client):
+    statuses = {client.generic(f"MADEUP{i}", "/healthz").status_code for i in range(5)}
+    assert len(statuses) == 1
+    body = client.get("/metrics").content.decode()
+    assert "MADEUP" not in body
+    (status,) = statuses
+    assert f'skyline_http_requests_total{{method="other",route="/healthz",status="{status}"}} 5.0' in body
+
+
 def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
     import os
     import signal
