@@ -13,6 +13,9 @@ $(STAMP): requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $(STAMP)
 
+# `make run BIND=127.0.0.1:8001` listens there (SERVICE_ENDPOINT follows unless it is set).
+BIND ?= $(SKYLINE_BIND)
+run: export SKYLINE_BIND := $(BIND)
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py migrate --database clickhouse --noinput

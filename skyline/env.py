@@ -1,6 +1,7 @@
 """Read settings from the environment: tiny typed readers that name the variable on a bad value."""
 
 import math
+import re
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -8,6 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _HOSTLESS_SCHEMES = {"sqlite", "unix"}
+_PORT = re.compile(r"[0-9]{1,5}")
+# Listening on every interface names no address to visit, and did:web cannot hold an IPv6 address.
+_LOCALHOST_BINDS = {"0.0.0.0", "[::]", "[::1]"}
 
 
 class Environment:
@@ -71,6 +75,26 @@ class Environment:
             raise ImproperlyConfigured(f"{name} has a port that is not a number from 0 to 65535: {shown!r}") from None
         return value
 
+    def origins(self, name):
+        """Comma-separated origins (http:// or https://, a host, an optional port, nothing after)."""
+        values = self.list(name)
+        for value in values:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+                raise ImproperlyConfigured(
+                    f"{name} must be comma-separated origins like https://admin.example.com, not {value!r}")
+        return values
+
+    def address(self, name):
+        """HOST:PORT to listen on (an IPv6 host in brackets), or '' when unset."""
+        value = self.str(name)
+        if value:
+            try:
+                split_address(value)
+            except ValueError:
+                raise ImproperlyConfigured(f"{name} must be HOST:PORT, e.g. 127.0.0.1:8001, not {value!r}") from None
+        return value
+
     def did(self, name, default=""):
         value = self.str(name, default)
         if value and not (value.startswith(("did:plc:", "did:web:")) and len(value) > 8):
@@ -110,3 +134,23 @@ def service_did(endpoint):
     if parts.port and host in ("localhost", "127.0.0.1"):
         return f"did:web:{host}%3A{parts.port}"
     return f"did:web:{host}"
+
+
+def split_address(address):
+    """(host, port) of HOST:PORT, the host without an IPv6 address's brackets; ValueError otherwise."""
+    host, _, port = address.rpartition(":")
+    if not (host and _PORT.fullmatch(port) and 0 < int(port) < 65536):
+        raise ValueError(f"not HOST:PORT: {address!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def local_endpoint(address):
+    """The http:// URL a development server listening on HOST:PORT is visited at."""
+    host, _, port = address.rpartition(":")
+    return f"http://{'localhost' if host in _LOCALHOST_BINDS else host}:{port}"
+
+
+def origin(url):
+    """scheme://host[:port] of a URL, as browsers send it in Origin."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

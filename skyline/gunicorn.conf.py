@@ -14,6 +14,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
+# X-Forwarded-Proto is Django's to honour, from TRUSTED_PROXY_COUNT proxies only (gunicorn's default
+# trusts it from any local peer).
+secure_scheme_headers = {}
 max_requests = 10000
 max_requests_jitter = 1000
 

@@ -13,16 +13,25 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from skyline.env import Environment, clickhouse_server, service_did
+from skyline.env import Environment, clickhouse_server, local_endpoint, origin, service_did
 
 env = Environment(os.environ)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env.str("SKYLINE_DATA_DIR") or BASE_DIR / "var").resolve()
 try:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Sessions, password hashes, the secret key and the index live here: private to our user, also
+    # in a data directory made before Skyline made it so.
+    if DATA_DIR.stat().st_uid == os.getuid():
+        DATA_DIR.chmod(0o700)
 except OSError as exc:
     raise ImproperlyConfigured(f"SKYLINE_DATA_DIR {str(DATA_DIR)!r} cannot be created: {exc.strerror}") from None
+
+
+def _private_file(path):
+    """Create `path` empty and readable by us only, unless it exists."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _secret_key():
@@ -62,7 +71,11 @@ PLC_EXPORT_IDLE_SECONDS = env.float("PLC_EXPORT_IDLE_SECONDS", 10.0, minimum=0.0
 # Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
 # XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.
 HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
-SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
+# `manage.py serve` listens on SKYLINE_BIND (`make run BIND=...` sets it); unless SERVICE_ENDPOINT is
+# given, the service's URL (and so its did:web) follows it, so a development server describes itself.
+SERVE_BIND = env.address("SKYLINE_BIND")
+SERVICE_ENDPOINT = env.url(
+    "SERVICE_ENDPOINT", local_endpoint(SERVE_BIND) if SERVE_BIND else "http://localhost:8000").rstrip("/")
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)
 # `manage.py publish_feeds` (and the Feed admin's publish actions) sign in as FEED_ACTOR_DID with this
@@ -86,6 +99,26 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 _service_host = SERVICE_ENDPOINT.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
 if _service_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(_service_host)
+
+# Behind a TLS proxy (README, "Behind a proxy"). The admin's forms are posted from SERVICE_ENDPOINT's
+# origin or one of CSRF_TRUSTED_ORIGINS; only the trusted proxies' X-Forwarded-Proto says a request
+# came over https. An https SERVICE_ENDPOINT makes the cookies Secure and sends HSTS.
+CSRF_TRUSTED_ORIGINS = [origin(SERVICE_ENDPOINT), *env.origins("CSRF_TRUSTED_ORIGINS")]
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_https = SERVICE_ENDPOINT.startswith("https://")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _https
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
+# Without proxies that tell https requests apart, every request would look like http and be
+# redirected to itself; gunicorn itself serves plain http.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", _https and TRUSTED_PROXY_COUNT > 0)
+# Health probes and metrics scrapers ask from inside the network, over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# The preload directive lets anyone list the whole registrable domain as https-only in browsers:
+# that is the domain owner's choice (SECURE_HSTS_PRELOAD), not a default of one service on it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INSTALLED_APPS = [
     "skyline",
@@ -142,10 +175,13 @@ if DATABASE_URL:
     _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 else:
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "skyline.sqlite3"}
+    # SQLite would create it 0644 (and its journals take its mode).
+    _private_file(_default_db["NAME"])
 
 if CLICKHOUSE_URL:
     _clickhouse_db = clickhouse_server(CLICKHOUSE_URL)
 else:
+    CLICKHOUSE_PATH.mkdir(mode=0o700, exist_ok=True)
     _clickhouse_db = {
         "ENGINE": "skyline.db.chdb",
         "NAME": "default",
@@ -201,7 +237,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT.mkdir(mode=0o700, exist_ok=True)
 # The admin's static files are served by the app itself (WhiteNoise), from the finders in
 # development and from STATIC_ROOT (collectstatic) in production.
 WHITENOISE_USE_FINDERS = True

@@ -35,6 +35,15 @@ def run_check(tmp_path, **variables):
         ("JETSTREAM_REWIND_SECONDS", "nan", "skyline: JETSTREAM_REWIND_SECONDS must be a number, not 'nan'"),
         ("FEED_ACTOR_DID", "alice.bsky.social",
          "skyline: FEED_ACTOR_DID must be a did:plc: or did:web: identifier, not 'alice.bsky.social'"),
+        ("SKYLINE_BIND", "8001", "skyline: SKYLINE_BIND must be HOST:PORT, e.g. 127.0.0.1:8001, not '8001'"),
+        ("SKYLINE_BIND", "127.0.0.1:70000",
+         "skyline: SKYLINE_BIND must be HOST:PORT, e.g. 127.0.0.1:8001, not '127.0.0.1:70000'"),
+        ("CSRF_TRUSTED_ORIGINS", "https://admin.example.com,admin2.example.com",
+         "skyline: CSRF_TRUSTED_ORIGINS must be comma-separated origins like https://admin.example.com, "
+         "not 'admin2.example.com'"),
+        ("CSRF_TRUSTED_ORIGINS", "https://admin.example.com/admin/",
+         "skyline: CSRF_TRUSTED_ORIGINS must be comma-separated origins like https://admin.example.com, "
+         "not 'https://admin.example.com/admin/'"),
     ],
 )
 def test_a_bad_value_names_the_variable_in_one_line(tmp_path, variable, value, message):

@@ -7,7 +7,10 @@ gunicorn's post_worker_init hook starts the background roles there, and its work
 master process never opens a store. SIGTERM or Ctrl-C stops everything and exits 0.
 """
 
+import argparse
+import errno
 import logging
+import socket
 import sys
 import threading
 
@@ -17,6 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from apps.indexer.consumer import Consumer
 from apps.indexer.plc import PlcExporter
+from skyline.env import split_address
 from skyline.scheduler import InProcessScheduler
 from skyline.schema import require_migrated
 from skyline.wsgi import application
@@ -24,6 +28,7 @@ from skyline.wsgi import application
 logger = logging.getLogger(__name__)
 
 RESTART_DELAY = 5.0
+DEFAULT_BIND = "127.0.0.1:8000"
 
 
 class Supervised:
@@ -111,6 +116,33 @@ class _Gunicorn(BaseApplication):
         return application
 
 
+def _address(value):
+    try:
+        split_address(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, e.g. 127.0.0.1:8001, not {value!r}") from None
+    return value
+
+
+def check_can_listen(bind):
+    """Fail in one line when nothing can listen on `bind` (gunicorn retries, printing ten)."""
+    host, port = split_address(bind)
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            probe.bind(address)
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot listen on {bind}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"{bind} is already in use by another program; stop it or choose another address "
+                f"(make run BIND=HOST:PORT)") from None
+        raise CommandError(f"cannot listen on {bind}: {exc.strerror}") from None
+
+
 class Command(BaseCommand):
     help = (
         "Run all of Skyline in one process: the web app (gunicorn), the firehose consumer and the "
@@ -119,7 +151,8 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT to listen on (default %(default)s)")
+        parser.add_argument("--bind", type=_address, default=settings.SERVE_BIND or DEFAULT_BIND,
+                            help=f"HOST:PORT to listen on (default: SKYLINE_BIND, else {DEFAULT_BIND})")
         parser.add_argument("--threads", type=int, default=8, help="request threads (default %(default)s)")
         parser.add_argument("--no-consumer", action="store_true", help="do not follow the firehose")
         parser.add_argument("--no-scheduler", action="store_true", help="do not run the scheduled tasks")
@@ -130,6 +163,7 @@ class Command(BaseCommand):
         if "chdb" in sys.modules:
             # A forked worker cannot use an engine its parent loaded (queries hang there).
             raise CommandError("chDB was loaded before the web worker started; nothing may open the store here")
+        check_can_listen(bind)
         # Only the relational store can be checked here: opening chDB in this (master) process would
         # leave the forked worker unable to use it. `make run` migrates both before serving.
         require_migrated("default")
@@ -145,5 +179,7 @@ class Command(BaseCommand):
             "accesslog": "-",
             "graceful_timeout": 30,
             "control_socket_disable": True,
+            # X-Forwarded-Proto is Django's to honour, from TRUSTED_PROXY_COUNT proxies only.
+            "secure_scheme_headers": {},
         }
         _Gunicorn(options, roles).run()
