@@ -4,11 +4,15 @@ proxy, https is told apart only behind trusted proxies, and the data directory i
 import json
 import os
 import secrets
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +105,34 @@ def test_an_http_service_sets_no_secure_cookies_and_no_hsts(migrated):
     assert seen["plain_login_page"] == [200, None]
     assert seen["through_proxy"]["hsts"] is None
     assert seen["through_proxy"]["secure_cookies"] == []
+
+
+@pytest.mark.parametrize("proxies, hsts", [("0", None), ("1", "max-age=31536000; includeSubDomains")])
+def test_gunicorn_leaves_the_scheme_header_to_the_trusted_proxies_setting(migrated, proxies, hsts):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(migrated), "SECRET_KEY": secrets.token_urlsafe(50),
+           "TRUSTED_PROXY_COUNT": proxies, **HTTPS}
+    server = subprocess.Popen([sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--no-consumer",
+                               "--no-scheduler", "--no-plc-export"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "serve did not answer"
+            try:
+                # A local peer claims https: gunicorn trusts that by default, Skyline only from its proxies.
+                answer = httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5,
+                                   headers={"Host": "feeds.example.com", "X-Forwarded-Proto": "https"})
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    assert answer.status_code == 200
+    assert answer.headers.get("Strict-Transport-Security") == hsts
 
 
 def mode(path):
