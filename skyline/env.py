@@ -80,7 +80,7 @@ class Environment:
         values = self.list(name)
         for value in values:
             parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            if parts.scheme not in ("http", "https") or not parts.netloc or value != origin(value):
                 raise ImproperlyConfigured(
                     f"{name} must be comma-separated origins like https://admin.example.com, not {value!r}")
         return values
@@ -92,7 +92,8 @@ class Environment:
             try:
                 split_address(value)
             except ValueError:
-                raise ImproperlyConfigured(f"{name} must be HOST:PORT, e.g. 127.0.0.1:8001, not {value!r}") from None
+                raise ImproperlyConfigured(
+                    f"{name} must be HOST:PORT, e.g. 127.0.0.1:8001, not {value!r}") from None
         return value
 
     def did(self, name, default=""):

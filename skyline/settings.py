@@ -111,8 +111,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _https
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
-# Without proxies that tell https requests apart, every request would look like http and be
-# redirected to itself; gunicorn itself serves plain http.
+# Only trusted proxies tell an https request apart: without them every request looks like http and
+# would be redirected to itself.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", _https and TRUSTED_PROXY_COUNT > 0)
 # Health probes and metrics scrapers ask from inside the network, over plain http.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 HTTPS = {"DEBUG": "false", "SERVICE_ENDPOINT": "https://feeds.example.com"}
 # The admin is also reached at a second public name.
-SECOND_NAME = {"ALLOWED_HOSTS": "feeds.example.com,admin.example.com", "CSRF_TRUSTED_ORIGINS": "https://admin.example.com"}
+SECOND_NAME = {"ALLOWED_HOSTS": "feeds.example.com,admin.example.com",
+               "CSRF_TRUSTED_ORIGINS": "https://admin.example.com"}
 
 # Runs in a manage.py shell: each step a request through the whole middleware stack, CSRF enforced.
 BROWSE = """
@@ -33,29 +34,35 @@ def sign_in(host, origin, **headers):
     client = Client(enforce_csrf_checks=True, HTTP_HOST=host, **headers)
     form = client.get("/admin/login/")
     token = client.cookies["csrftoken"].value
-    answer = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "correct horse",
-                         "csrfmiddlewaretoken": token}, HTTP_ORIGIN=origin, HTTP_REFERER=origin + "/admin/login/")
+    answer = client.post("/admin/login/?next=/admin/",
+                         {"username": "admin", "password": "correct horse", "csrfmiddlewaretoken": token},
+                         HTTP_ORIGIN=origin, HTTP_REFERER=origin + "/admin/login/")
     return {"status": answer.status_code, "location": answer.get("Location"),
             "hsts": form.get("Strict-Transport-Security"),
             "secure_cookies": sorted(name for name, morsel in client.cookies.items() if morsel["secure"])}
 
 plain = Client(HTTP_HOST="feeds.example.com")
+proxied = {"HTTP_X_FORWARDED_PROTO": "https"}  # as the TLS proxy says of every request it passes on
 page = plain.get("/admin/login/")
 print(json.dumps({
     "plain_login_page": [page.status_code, page.get("Location")],
     "plain_readyz": plain.get("/readyz").status_code,
-    "through_proxy": sign_in("feeds.example.com", "https://feeds.example.com", HTTP_X_FORWARDED_PROTO="https"),
-    "other_origin": sign_in("admin.example.com", "https://admin.example.com", HTTP_X_FORWARDED_PROTO="https"),
-    "foreign_origin": sign_in("feeds.example.com", "https://evil.example", HTTP_X_FORWARDED_PROTO="https"),
+    "through_proxy": sign_in("feeds.example.com", "https://feeds.example.com", **proxied),
+    "other_origin": sign_in("admin.example.com", "https://admin.example.com", **proxied),
+    "foreign_origin": sign_in("feeds.example.com", "https://evil.example", **proxied),
 }))
 """
 
 
+def environment(data_dir, **variables):
+    return {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(data_dir), "LOG_FORMAT": "text",
+            "SECRET_KEY": secrets.token_urlsafe(50), **variables}
+
+
 def manage(data_dir, *args, **variables):
-    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(data_dir), "SECRET_KEY": secrets.token_urlsafe(50),
-           "LOG_FORMAT": "text", **variables}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = environment(data_dir, **variables)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
@@ -112,11 +119,11 @@ def test_gunicorn_leaves_the_scheme_header_to_the_trusted_proxies_setting(migrat
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(migrated), "SECRET_KEY": secrets.token_urlsafe(50),
-           "TRUSTED_PROXY_COUNT": proxies, **HTTPS}
-    server = subprocess.Popen([sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--no-consumer",
-                               "--no-scheduler", "--no-plc-export"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}",
+               "--no-consumer", "--no-scheduler", "--no-plc-export"]
+    env = environment(migrated, TRUSTED_PROXY_COUNT=proxies, **HTTPS)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
     try:
         deadline = time.monotonic() + 60
         while True:

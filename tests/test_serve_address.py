@@ -40,8 +40,8 @@ def sign_in(base_url):
     with httpx.Client(base_url=base_url, timeout=10) as browser:
         browser.get("/admin/login/")
         token = browser.cookies["csrftoken"]
-        answer = browser.post("/admin/login/?next=/admin/", headers={"Origin": base_url},
-                              data={"username": "admin", "password": "correct horse", "csrfmiddlewaretoken": token})
+        form = {"username": "admin", "password": "correct horse", "csrfmiddlewaretoken": token}
+        answer = browser.post("/admin/login/?next=/admin/", headers={"Origin": base_url}, data=form)
         return answer.status_code, answer.headers.get("Location"), answer.headers.get_list("Set-Cookie")
 
 
@@ -54,7 +54,8 @@ def test_make_run_listens_on_bind_and_the_service_follows_it(tmp_path):
                "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": "correct horse"}
         # `-o setup`: the shared environment is already set up.
         server = subprocess.Popen(["make", "-o", "setup", "run", f"BIND=127.0.0.1:{port}"], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  start_new_session=True)
         try:
             document = wait_for_did_document(base_url, server)
             status, location, cookies = sign_in(base_url)
@@ -62,7 +63,8 @@ def test_make_run_listens_on_bind_and_the_service_follows_it(tmp_path):
             os.killpg(server.pid, signal.SIGTERM)
             server.communicate(timeout=60)
     assert document["id"] == f"did:web:127.0.0.1%3A{port}"
-    assert document["service"] == [{"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": base_url}]
+    assert document["service"] == [
+        {"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": base_url}]
     assert (status, location) == (302, "/admin/")
     assert [cookie.split("=", 1)[0] for cookie in cookies] == ["csrftoken", "sessionid"]
     assert not any(re.search(r";\s*secure", cookie, re.IGNORECASE) for cookie in cookies)

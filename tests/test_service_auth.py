@@ -140,7 +140,8 @@ def forged(case, key):
 @pytest.mark.parametrize("case", [
     "wrong key", "wrong curve in header", "wrong aud", "wrong lxm", "missing lxm", "expired",
     "issued in the future", "not valid yet", "expires in ten years", "expires in two hours", "access token",
-    "access token in capitals", "refresh token in mixed case", "type not a string", "unknown DID", "issuer not a DID", "alg none", "HS256", "not a JWT",
+    "access token in capitals", "refresh token in mixed case", "type not a string", "unknown DID",
+    "issuer not a DID", "alg none", "HS256", "not a JWT",
 ])
 def test_forged_or_misaddressed_tokens_are_refused(client, club, member_key, case):
     token, error = forged(case, member_key)

@@ -124,7 +124,7 @@ def _address(value):
     return value
 
 
-def check_can_listen(bind):
+def _check_can_listen(bind):
     """Fail in one line when nothing can listen on `bind` (gunicorn retries, printing ten)."""
     host, port = split_address(bind)
     try:
@@ -163,7 +163,7 @@ class Command(BaseCommand):
         if "chdb" in sys.modules:
             # A forked worker cannot use an engine its parent loaded (queries hang there).
             raise CommandError("chDB was loaded before the web worker started; nothing may open the store here")
-        check_can_listen(bind)
+        _check_can_listen(bind)
         # Only the relational store can be checked here: opening chDB in this (master) process would
         # leave the forked worker unable to use it. `make run` migrates both before serving.
         require_migrated("default")
