@@ -124,16 +124,21 @@ class ActorLabelAdmin(admin.ModelAdmin):
         form = BulkMembersForm(request.POST or None, initial={"label": request.GET.get("label")})
         if request.method == "POST" and form.is_valid():
             label, action = form.cleaned_data["label"], form.cleaned_data["action"]
-            done = 0
+            done, failed = 0, []
             for identifier in form.cleaned_data["identifiers"]:
                 try:
                     done += self._apply(request, label, action, identifier)
                 except MembershipError as exc:
+                    failed.append(identifier)
                     messages.error(request, f"Could not {action} {exc}")
             verb = "added to" if action == "add" else "removed from"
-            messages.success(request, f"{done} account(s) {verb} {label}.")
-            changelist = reverse("admin:accounts_actorlabel_changelist")
-            return HttpResponseRedirect(f"{changelist}?label__id__exact={label.pk}")
+            if done or not failed:
+                messages.success(request, f"{done} account(s) {verb} {label}.")
+            if not failed:
+                changelist = reverse("admin:accounts_actorlabel_changelist")
+                return HttpResponseRedirect(f"{changelist}?label__id__exact={label.pk}")
+            # The ones that failed stay in the form, to be corrected or tried again.
+            form = BulkMembersForm(initial={"label": label.pk, "action": action, "identifiers": "\n".join(failed)})
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
                    "title": "Add or remove several members"}
         return TemplateResponse(request, "admin/accounts/actorlabel/bulk.html", context)
