@@ -159,7 +159,8 @@ NEW_KEY_SECONDS = 300
 
 
 def _new_key_cipher():
-    return Fernet(base64.urlsafe_b64encode(salted_hmac("apps.accounts.admin.new_key", "", algorithm="sha256").digest()))
+    key = salted_hmac("apps.accounts.admin.new_key", "", algorithm="sha256").digest()
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 class NewAPIKeyForm(forms.ModelForm):
@@ -170,7 +171,9 @@ class NewAPIKeyForm(forms.ModelForm):
     class Meta:
         model = APIKey
         fields = ["name", "label"]
-        help_texts = {"label": "the one label this key may manage; for every label, leave it empty and tick admin-wide"}
+        help_texts = {
+            "label": "the one label this key may manage; for every label, leave it empty and tick admin-wide",
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -239,7 +242,8 @@ class APIKeyAdmin(admin.ModelAdmin):
         waiting = request.session.pop(NEW_KEY_SESSION, None)
         if waiting:
             try:
-                shown_pk, plain = _new_key_cipher().decrypt(waiting.encode(), ttl=NEW_KEY_SECONDS).decode().split(":", 1)
+                opened = _new_key_cipher().decrypt(waiting.encode(), ttl=NEW_KEY_SECONDS)
+                shown_pk, plain = opened.decode().split(":", 1)
             except InvalidToken:
                 shown_pk, plain = "", None
             plain_key = plain if shown_pk == str(pk) else None

@@ -75,7 +75,8 @@ def bar_chart(days, key, title):
         "key": key, "title": title, "bars": bars, "ticks": ticks, "peak": f"{peak:,}", "empty": not peak,
         "today": f"{ordered[-1][key]:,}" if ordered else "0",
         "width": CHART_WIDTH, "height": CHART_HEIGHT,
-        "left": _PLOT_LEFT, "top": _PLOT_TOP, "bottom": _PLOT_BOTTOM, "right": CHART_WIDTH - 4, "middle": CHART_WIDTH // 2,
+        "left": _PLOT_LEFT, "top": _PLOT_TOP, "bottom": _PLOT_BOTTOM, "right": CHART_WIDTH - 4,
+        "middle": CHART_WIDTH // 2,
     }
 
 
@@ -121,15 +122,16 @@ def indexer_health():
     replay = state["replay"]
     if replay:
         total = replay["bytes_total"]
-        replay = {**replay, "read": _bytes(replay["bytes_read"] or 0), "total": _bytes(total) if total else None,
-                  "percent": 100 * (replay["bytes_read"] or 0) / total if total else None}
+        if total:  # a file (stdin has no size)
+            replay = {**replay, "read": _bytes(replay["bytes_read"]), "total": _bytes(total),
+                      "percent": 100 * replay["bytes_read"] / total}
     return {
         **state,
         "status": _status(state["state"], state["updated_at"]),
         "replay": replay,
         "cursor_time": datetime.datetime.fromtimestamp(cursor / 1e6, datetime.timezone.utc) if cursor else None,
         "lag": _duration(state["lag_seconds"]),
-        "since_event": _duration(state["seconds_since_event"]) if state["seconds_since_event"] is not None else None,
+        "since_event": None if state["seconds_since_event"] is None else _duration(state["seconds_since_event"]),
         "connection_error_time": _moment(state["connection_error_at"]),
         "rejects_total": sum(rejects.values()),
         "rejects_by_reason": sorted(rejects.items(), key=lambda item: -item[1]),

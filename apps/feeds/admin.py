@@ -47,10 +47,9 @@ class FeedAdmin(admin.ModelAdmin):
     @admin.display(description="first page")
     def first_page(self, feed):
         """The feed's first page as people would see it (computed now if it has no list yet)."""
-        return render_to_string("admin/feeds/feed/first_page.html", {
-            "feed": feed, "posts": [{**post, "link": preview.link(post["uri"])} for post in preview.first_page(feed)],
-            "limit": preview.PREVIEW_POSTS,
-        })
+        posts = [{**post, "link": preview.link(post["uri"])} for post in preview.first_page(feed)]
+        return render_to_string("admin/feeds/feed/first_page.html",
+                                {"feed": feed, "posts": posts, "limit": preview.PREVIEW_POSTS})
 
     @admin.action(description="Recompute the selected feeds now")
     def recompute(self, request, queryset):

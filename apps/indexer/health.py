@@ -24,7 +24,8 @@ CONNECTION_KEY = "skyline:indexer:connection"
 PLC_KEY = "skyline:plc:health"
 
 # What the consumer is doing. "disconnected": the last connection failed or ended; it waits to retry.
-CONNECTING, CONNECTED, DISCONNECTED, REPLAYING, STOPPED = "connecting", "connected", "disconnected", "replaying", "stopped"
+CONNECTING, CONNECTED, DISCONNECTED = "connecting", "connected", "disconnected"
+REPLAYING, STOPPED = "replaying", "stopped"
 
 
 def publish(*, last_time_us, events_per_second, rejects, last_error):

@@ -20,7 +20,9 @@ STATE = Gauge(
     "1 for the consumer's current state (connecting, connected, disconnected, replaying, stopped), else 0.",
     ["state"],
 )
-LAST_EVENT = Gauge("skyline_indexer_last_event_timestamp_seconds", "When the consumer last received an event (unix s).")
+LAST_EVENT = Gauge(
+    "skyline_indexer_last_event_timestamp_seconds", "When the consumer last received an event (unix seconds)."
+)
 CURSOR = Gauge("skyline_indexer_cursor_time_us", "The saved cursor: every event up to it is written.")
 BATCH_ROWS = Histogram(
     "skyline_indexer_batch_rows",

@@ -175,7 +175,8 @@ class PlcExporter:
         self._stopping = threading.Event()
         self._next_fetch = 0.0
         self.health = {"state": None, "url": self.url, "operations_written": 0, "pages_written": 0, "cursor": None,
-                       "seq": None, "caught_up": False, "errors": {}, "last_error": None, "last_error_at": None, "last_page_at": None}
+                       "seq": None, "caught_up": False, "errors": {}, "last_error": None, "last_error_at": None,
+                       "last_page_at": None}
 
     def stop(self):
         """Stop after the page in hand (if it is written, its cursor is saved first)."""
