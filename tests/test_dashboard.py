@@ -7,6 +7,7 @@ import time
 import pytest
 from django.db import connections
 
+from apps.accounts.dashboard import bar_chart
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health
@@ -155,3 +156,14 @@ def test_an_empty_install_renders_zeros_and_no_cursor(admin_client):
     assert "<th scope=\"row\">Lag</th><td>unknown</td>" in page
     assert page.count("Nothing recorded in these 30 days") == 5  # every chart's empty state
     assert page.count(">today</text>") == 5
+
+
+def test_each_chart_labels_today_under_its_own_bar_and_weeks_back_from_it():
+    days = [{"date": NOW.date() - datetime.timedelta(days=n), "num_posts": n + 1} for n in range(30)]
+    chart = bar_chart(days, "num_posts", "Posts")
+    last = chart["bars"][-1]
+    assert chart["ticks"][0] == {"x": round(last["x"] + last["width"] / 2, 1), "text": "today"}
+    assert [tick["text"] for tick in chart["ticks"][1:]] == [
+        f"{NOW.date() - datetime.timedelta(days=n):%b %d}" for n in (7, 14, 21, 28)]
+    assert all(tick["x"] + 20 <= chart["width"] for tick in chart["ticks"])  # "today" is not cut off
+    assert not chart["empty"]
