@@ -8,10 +8,10 @@ is the history of who changed what. A new API key is shown once, on the page its
 import base64
 import re
 
+from cryptography.fernet import Fernet, InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from cryptography.fernet import Fernet, InvalidToken
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -223,7 +223,8 @@ class APIKeyAdmin(admin.ModelAdmin):
         The key waits in the session encrypted (keyed from SECRET_KEY) for at most NEW_KEY_SECONDS,
         and that page takes it out; it is never in a message or the log.
         """
-        request.session[NEW_KEY_SESSION] = _new_key_cipher().encrypt(f"{obj.pk}:{obj.plain_key}".encode()).decode()
+        sealed = _new_key_cipher().encrypt(f"{obj.pk}:{obj.plain_key}".encode())
+        request.session[NEW_KEY_SESSION] = sealed.decode()
         return HttpResponseRedirect(reverse("admin:accounts_apikey_created", args=[obj.pk]))
 
     def get_urls(self):

@@ -15,17 +15,7 @@ from skyline import identity
 
 
 class MembershipError(Exception):
-    """An account that cannot be added or removed; the message says why, for the person who asked.
-
-    `identifier` is what was asked for, `reason` why it failed (a sentence without the identifier),
-    and `unreachable` whether the reason is a server that did not answer rather than the account.
-    """
-
-    def __init__(self, identifier, reason, unreachable=False):
-        super().__init__(f"{identifier}: {reason}")
-        self.identifier = identifier
-        self.reason = reason
-        self.unreachable = unreachable
+    """An account that cannot be added or removed; the message says why, for the person who asked."""
 
 
 _CLASS_NAME = re.compile(r": [A-Z][A-Za-z]*(Error|Exception)$")
@@ -51,22 +41,22 @@ def resolve_actor(identifier):
     value = identifier.strip().lstrip("@")
     if value.startswith("did:"):
         if not identity.is_did(value):
-            raise MembershipError(identifier, "not a valid DID (did:plc:… or did:web:…)")
+            raise MembershipError(f"{identifier}: not a valid DID (did:plc:… or did:web:…)")
         try:
             return value, identity.verified_handle(value) or ""
         except identity.IdentityError:
             return value, ""
     if not identity.is_handle(value):
-        raise MembershipError(identifier, "neither a DID nor a valid handle")
+        raise MembershipError(f"{identifier}: neither a DID nor a valid handle")
     try:
         return identity.resolve_handle(value), value.lower()
     except identity.IdentityError as exc:
         if _unreachable(exc):
             raise MembershipError(
-                identifier, "the handle could not be checked: its server or the PLC directory did not answer. "
-                "Try again later, or add the account by its DID.", unreachable=True) from None
+                f"{identifier}: the handle could not be checked: its server or the PLC directory did not answer. "
+                "Try again later, or add the account by its DID.") from None
         # Errors name no exception classes: a person reads them.
-        raise MembershipError(identifier, _CLASS_NAME.sub("", str(exc))) from None
+        raise MembershipError(f"{identifier}: {_CLASS_NAME.sub('', str(exc))}") from None
 
 
 class LabelQuerySet(models.QuerySet):
