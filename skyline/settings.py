@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "ninja",  # Swagger UI from its own static files, not a CDN: the API docs work offline
     "apps.indexer",
     "apps.feeds",
     "apps.search",

@@ -7,8 +7,11 @@ from apps.search.api import api as search_api
 from apps.search.repo_api import api as repo_export_api
 from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
+from skyline.views import favicon, home
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),

@@ -1,5 +1,7 @@
 """API keys in the admin: created with the plain key shown on one page only, revoked, never deleted."""
 
+import re
+
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import connection
@@ -25,16 +27,19 @@ def every_stored_value():
 
 
 def create_key(admin_client, **fields):
+    """POST the add form; the redirect's target (the page that shows the key) is not fetched yet."""
     response = admin_client.post(ADD_URL, fields)
-    assert response.status_code == 200
+    assert response.status_code == 302
     return response
 
 
 @pytest.mark.django_db(databases=BOTH_STORES)  # the admin index shows ClickHouse figures
 def test_a_created_key_is_shown_once_and_stored_only_as_a_hash(admin_client):
     mpls = Label.objects.create(name="mpls")
-    response = create_key(admin_client, name="mpls moderators", label=mpls.pk)
+    created = create_key(admin_client, name="mpls moderators", label=mpls.pk)
     key = APIKey.objects.get()
+    assert created["Location"] == f"{LIST_URL}{key.pk}/created/"
+    response = admin_client.get(created["Location"])
     plain = response.context["plain_key"]
     assert plain.startswith(f"sky_{key.lookup}_")
     assert f'<code id="api-key"' in response.text and plain in response.text
@@ -85,3 +90,31 @@ def test_the_admin_is_for_staff_only(client, django_user_model):
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert client.post(ADD_URL, {"name": "x", "admin_wide": "on"}).status_code == 302
     assert not APIKey.objects.exists()
+
+
+def test_reloading_the_page_that_showed_a_new_key_creates_no_other_key_and_shows_it_no_more(admin_client):
+    created = create_key(admin_client, name="admins", admin_wide="on")
+    first = admin_client.get(created["Location"])
+    assert first.context["plain_key"] is not None
+    key = APIKey.objects.get()
+    reloaded = admin_client.get(created["Location"])
+    assert reloaded.status_code == 200
+    assert APIKey.objects.count() == 1
+    assert first.context["plain_key"] not in reloaded.text
+    text = " ".join(re.sub(r"</?code>", "", reloaded.text).split())
+    assert (f"The API key “admins” (all labels, {key.prefix}…) was shown once, when it was created, and cannot be "
+            "shown again: Skyline keeps only a hash of it. If it was not copied, revoke it and create another.") in text
+
+
+def test_another_keys_page_does_not_show_a_waiting_new_key(admin_client):
+    old, _ = APIKey.objects.create_key("old")
+    created = create_key(admin_client, name="new", admin_wide="on")
+    page = admin_client.get(f"{LIST_URL}{old.pk}/created/")
+    assert page.context["plain_key"] is None
+    assert admin_client.get(created["Location"]).context["plain_key"] is None  # taken out by the first look
+
+
+def test_the_label_help_says_what_the_form_accepts(admin_client):
+    form = admin_client.get(ADD_URL).text
+    assert "for every label, leave it empty and tick admin-wide" in form
+    assert "empty: every label" not in form

@@ -1,8 +1,11 @@
 """Community members in the admin: added by DID or handle (verified), in bulk, searched, logged."""
 
 import datetime
+import re
+import socket
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 
@@ -64,6 +67,7 @@ def test_a_pasted_list_is_added_and_each_failure_is_named(admin_client, plc, mpl
     response = admin_client.post(BULK_URL, {"label": mpls.pk, "action": "add", "identifiers": pasted}, follow=True)
     assert "2 account(s) added to mpls." in response.text
     assert "Could not add nobody.test: the handle nobody.test does not resolve (HTTP 400)" in response.text
+    assert re.search(r'<textarea name="identifiers"[^>]*>\s*nobody.test</textarea>', response.text)
     assert sorted(mpls.members.values_list("did", "handle")) == [(ALICE, "alice.test"), (BOB, "bob.test")]
     assert LogEntry.objects.filter(action_flag=ADDITION).count() == 2
 
@@ -111,3 +115,47 @@ def test_the_member_list_shows_indexed_handles_and_display_names(admin_client, m
     assert '<td class="field-current_handle">alice.new</td>' in page
     assert '<td class="field-display_name">Alice in Minneapolis</td>' in page
     assert '<td class="field-current_handle">bob.test</td>' in page
+
+
+def test_a_pasted_list_that_all_fails_says_so_and_keeps_the_list(admin_client, plc, mpls):
+    pasted = "nobody.test\nnoone.test"
+    response = admin_client.post(BULK_URL, {"label": mpls.pk, "action": "add", "identifiers": pasted}, follow=True)
+    assert response.status_code == 200
+    assert "account(s) added" not in response.text
+    assert 'class="success"' not in response.text
+    assert "Could not add nobody.test: the handle nobody.test does not resolve (HTTP 400)" in response.text
+    assert "Could not add noone.test: the handle noone.test does not resolve (HTTP 400)" in response.text
+    assert re.search(r'<textarea name="identifiers"[^>]*>\s*nobody.test\nnoone.test</textarea>', response.text)
+    assert not mpls.members.exists()
+
+
+@pytest.fixture
+def unreachable_directory(settings):
+    """The PLC directory and the handle resolver at a loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings.PLC_URL = settings.HANDLE_RESOLVER_URL = url
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_a_member_is_added_by_did_while_the_directory_is_unreachable(admin_client, unreachable_directory, mpls):
+    response = admin_client.post(ADD_URL, {"label": mpls.pk, "identifier": ALICE})
+    assert response.status_code == 302
+    assert list(mpls.members.values_list("did", "handle")) == [(ALICE, "")]
+
+
+def test_an_unreachable_directory_and_a_wrong_handle_read_differently(admin_client, plc, mpls, settings):
+    wrong = admin_client.post(ADD_URL, {"label": mpls.pk, "identifier": "nobody.test"}).text
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        settings.HANDLE_RESOLVER_URL = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    unreachable = admin_client.post(ADD_URL, {"label": mpls.pk, "identifier": "alice.test"}).text
+    assert "nobody.test: the handle nobody.test does not resolve (HTTP 400)" in wrong
+    assert ("alice.test: the handle could not be checked: its server or the PLC directory did not answer. "
+            "Try again later, or add the account by its DID.") in unreachable
+    for page in (wrong, unreachable):
+        assert not re.search(r"[A-Z][a-z]+(Error|Exception)\b", page)
+    assert not ActorLabel.objects.exists()

@@ -43,3 +43,18 @@ def test_account_statuses_show_each_accounts_latest_event_and_cannot_be_edited(a
     assert admin_client.get(f"{LIST_URL}add/").status_code == 403
     assert admin_client.post(f"{LIST_URL}{ALICE}/delete/", {"post": "yes"}).status_code == 403
     assert AccountStatus.objects.settings(final=1).get(did=ALICE).status == "deleted"
+
+
+def test_account_statuses_read_as_words_and_icons_not_0_and_1(admin_client):
+    columns = ["did", "seq", "changed_at", "time_us", "active", "status"]
+    moment = datetime.datetime(2026, 5, 25, 12, tzinfo=datetime.timezone.utc)
+    connections["clickhouse"].insert_rows("account_statuses", columns, [(ALICE, 1, moment, 10, 0, "deactivated")])
+    page = admin_client.get(LIST_URL).content.decode()
+    assert "<h1>Select account status to view</h1>" in page
+    assert "Account statuses" in page and "statuss" not in page
+    assert '<td class="field-is_active"><img src="/static/admin/img/icon-no.svg" alt="False"></td>' in page
+    assert '<a href="?active=1">Yes</a>' in page and '<a href="?active=0">No</a>' in page
+    assert ALICE in admin_client.get(LIST_URL, {"active": "0"}).content.decode().split('id="result_list"')[1]
+    assert ALICE not in admin_client.get(LIST_URL, {"active": "1"}).content.decode()
+    detail = admin_client.get(f"{LIST_URL}{ALICE}/change/").content.decode()
+    assert '<img src="/static/admin/img/icon-no.svg" alt="False">' in detail

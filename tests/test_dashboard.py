@@ -2,10 +2,12 @@
 
 import datetime
 import re
+import time
 
 import pytest
 from django.db import connections
 
+from apps.accounts.dashboard import bar_chart
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health
@@ -115,16 +117,23 @@ def test_the_indexer_health_is_shown(admin_client):
     cursor_time = datetime.datetime(2025, 3, 1, 12, 30, 5, tzinfo=UTC)
     cursor_store().save(int(cursor_time.timestamp() * 1_000_000))
     health.publish(last_time_us=int(datetime.datetime.now(UTC).timestamp() * 1_000_000) - 2_500_000, events_per_second=1234.5,
-                   rejects={"invalid_json": 3, "bad_did": 1}, last_error="connection reset by peer")
+                   rejects={"invalid_json": 3, "bad_did": 1}, last_error="writing 10 rows to posts: timed out")
+    health.publish_connection({"state": "connected", "url": "wss://jetstream.example/subscribe", "reconnects": 2,
+                               "failed_attempts": 0, "last_error": "Jetstream closed the connection",
+                               "last_error_at": time.time() - 125, "last_event_at": time.time() - 1.5})
     page = admin_client.get("/admin/").text
     health_table = re.search(r'<div class="module" id="indexer-health">(.*?)</div>', page, re.S).group(1)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", health_table))
-    assert "Status running" in text
+    assert "Status connected (reported 0 minutes ago)" in text
+    assert "Jetstream wss://jetstream.example/subscribe" in text
+    assert "Last connection error Jetstream closed the connection (2 minutes ago)" in text
+    assert "Reconnects 2" in text
+    assert 1.5 <= float(re.search(r"Last event received (\d+\.\d) s ago", text).group(1)) < 60
     assert f"Cursor 2025-03-01 12:30:05 UTC ({int(cursor_time.timestamp() * 1_000_000)})" in text
     assert 2.5 <= float(re.search(r"Lag (\d+\.\d) s", text).group(1)) < 60
     assert "Events per second 1234.5" in text
     assert "Rejected events 4 (invalid_json: 3, bad_did: 1)" in text
-    assert "Last error connection reset by peer" in text
+    assert "Last write error or reject writing 10 rows to posts: timed out" in text
 
 
 def test_each_feed_shows_its_requests_and_viewers(admin_client):
@@ -144,3 +153,17 @@ def test_an_empty_install_renders_zeros_and_no_cursor(admin_client):
     page = admin_client.get("/admin/").text
     assert set(map(tuple, shown_days(page).values())) == {(0, 0, 0, 0, 0)}
     assert "none saved yet" in page and "not reporting" in page
+    assert "<th scope=\"row\">Lag</th><td>unknown</td>" in page
+    assert page.count("Nothing recorded in these 30 days") == 5  # every chart's empty state
+    assert page.count(">today</text>") == 5
+
+
+def test_each_chart_labels_today_under_its_own_bar_and_weeks_back_from_it():
+    days = [{"date": NOW.date() - datetime.timedelta(days=n), "num_posts": n + 1} for n in range(30)]
+    chart = bar_chart(days, "num_posts", "Posts")
+    last = chart["bars"][-1]
+    assert chart["ticks"][0] == {"x": round(last["x"] + last["width"] / 2, 1), "text": "today"}
+    assert [tick["text"] for tick in chart["ticks"][1:]] == [
+        f"{NOW.date() - datetime.timedelta(days=n):%b %d}" for n in (7, 14, 21, 28)]
+    assert all(tick["x"] + 20 <= chart["width"] for tick in chart["ticks"])  # "today" is not cut off
+    assert not chart["empty"]

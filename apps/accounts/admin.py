@@ -2,11 +2,13 @@
 
 Members are added by DID or handle (resolved and verified both ways; a failure is shown, never
 swallowed), one at a time or as a pasted list. Every change goes to the admin log (LogEntry), which
-is the history of who changed what. API keys are shown once, on the page that answers their creation.
+is the history of who changed what. A new API key is shown once, on the page its creation redirects to.
 """
 
+import base64
 import re
 
+from cryptography.fernet import Fernet, InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -15,6 +17,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 
 from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
@@ -121,16 +124,21 @@ class ActorLabelAdmin(admin.ModelAdmin):
         form = BulkMembersForm(request.POST or None, initial={"label": request.GET.get("label")})
         if request.method == "POST" and form.is_valid():
             label, action = form.cleaned_data["label"], form.cleaned_data["action"]
-            done = 0
+            done, failed = 0, []
             for identifier in form.cleaned_data["identifiers"]:
                 try:
                     done += self._apply(request, label, action, identifier)
                 except MembershipError as exc:
+                    failed.append(identifier)
                     messages.error(request, f"Could not {action} {exc}")
             verb = "added to" if action == "add" else "removed from"
-            messages.success(request, f"{done} account(s) {verb} {label}.")
-            changelist = reverse("admin:accounts_actorlabel_changelist")
-            return HttpResponseRedirect(f"{changelist}?label__id__exact={label.pk}")
+            if done or not failed:
+                messages.success(request, f"{done} account(s) {verb} {label}.")
+            if not failed:
+                changelist = reverse("admin:accounts_actorlabel_changelist")
+                return HttpResponseRedirect(f"{changelist}?label__id__exact={label.pk}")
+            # The ones that failed stay in the form, to be corrected or tried again.
+            form = BulkMembersForm(initial={"label": label.pk, "action": action, "identifiers": "\n".join(failed)})
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
                    "title": "Add or remove several members"}
         return TemplateResponse(request, "admin/accounts/actorlabel/bulk.html", context)
@@ -146,6 +154,15 @@ class ActorLabelAdmin(admin.ModelAdmin):
         return members.delete()[0]
 
 
+NEW_KEY_SESSION = "accounts:new_api_key"
+NEW_KEY_SECONDS = 300
+
+
+def _new_key_cipher():
+    key = salted_hmac("apps.accounts.admin.new_key", "", algorithm="sha256").digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 class NewAPIKeyForm(forms.ModelForm):
     admin_wide = forms.BooleanField(
         required=False, label="Admin-wide", help_text="may manage every label (instead of choosing one)"
@@ -154,6 +171,9 @@ class NewAPIKeyForm(forms.ModelForm):
     class Meta:
         model = APIKey
         fields = ["name", "label"]
+        help_texts = {
+            "label": "the one label this key may manage; for every label, leave it empty and tick admin-wide",
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -198,10 +218,38 @@ class APIKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
     def response_add(self, request, obj, post_url_continue=None):
-        """Show the plain key on this one page (never cached, as every admin page): not in a message,
-        the session or the log."""
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "key": obj,
-                   "plain_key": obj.plain_key, "title": "API key created"}
+        """Redirect to the page that shows the plain key once, so reloading it creates no other key.
+
+        The key waits in the session encrypted (keyed from SECRET_KEY) for at most NEW_KEY_SECONDS,
+        and that page takes it out; it is never in a message or the log.
+        """
+        sealed = _new_key_cipher().encrypt(f"{obj.pk}:{obj.plain_key}".encode())
+        request.session[NEW_KEY_SESSION] = sealed.decode()
+        return HttpResponseRedirect(reverse("admin:accounts_apikey_created", args=[obj.pk]))
+
+    def get_urls(self):
+        created = path("<int:pk>/created/", self.admin_site.admin_view(self.created_view),
+                       name="accounts_apikey_created")
+        return [created, *super().get_urls()]
+
+    def created_view(self, request, pk):
+        """The new key, the first time this page is shown after its creation; afterwards, that it was."""
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        key = self.get_object(request, str(pk))
+        if key is None:
+            return HttpResponseRedirect(reverse("admin:accounts_apikey_changelist"))
+        plain_key = None
+        waiting = request.session.pop(NEW_KEY_SESSION, None)
+        if waiting:
+            try:
+                opened = _new_key_cipher().decrypt(waiting.encode(), ttl=NEW_KEY_SECONDS)
+                shown_pk, plain = opened.decode().split(":", 1)
+            except InvalidToken:
+                shown_pk, plain = "", None
+            plain_key = plain if shown_pk == str(pk) else None
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "key": key, "plain_key": plain_key,
+                   "title": "API key created" if plain_key else "API key already shown"}
         return TemplateResponse(request, "admin/accounts/apikey/created.html", context)
 
     @admin.action(description="Revoke the selected API keys", permissions=["change"])

@@ -15,7 +15,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
 from django.db.models import Q
 from django.http import JsonResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
@@ -70,6 +70,9 @@ api = NinjaAPI(
     urls_namespace="label_api",
     auth=APIKeyAuth(),
     docs_url="/api/admin/docs",
+    # Swagger UI's assets come from this server ("ninja" is an installed app); no validator badge,
+    # which would be fetched from swagger.io.
+    docs=Swagger(settings={"validatorUrl": None}),
     openapi_url="/api/admin/openapi.json",
     docs_decorator=staff_member_required,
 )

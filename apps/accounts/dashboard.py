@@ -54,7 +54,7 @@ def bar_chart(days, key, title):
     """Geometry of one bar chart (oldest day on the left) for the template to draw as SVG."""
     ordered = list(reversed(days))
     peak = max((day[key] for day in ordered), default=0)
-    plot_width = CHART_WIDTH - _PLOT_LEFT - 4
+    plot_width = CHART_WIDTH - _PLOT_LEFT - 24  # room on the right for the "today" label under the last bar
     step = plot_width / max(len(ordered), 1)
     plot_height = _PLOT_BOTTOM - _PLOT_TOP
     bars = []
@@ -67,13 +67,16 @@ def bar_chart(days, key, title):
             "height": round(height, 1),
             "label": f"{day['date']:%Y-%m-%d}: {day[key]:,}",
         })
-    ticks = [{"x": round(bars[index]["x"] + bars[index]["width"] / 2, 1), "text": f"{ordered[index]['date']:%b %d}"}
-             for index in range(0, len(ordered), 7)] if bars else []
+    # Labels count back from today's bar (under it, "today"), a week apart, each centred under its bar.
+    ticks = [{"x": round(bars[index]["x"] + bars[index]["width"] / 2, 1),
+              "text": "today" if index == len(ordered) - 1 else f"{ordered[index]['date']:%b %d}"}
+             for index in range(len(ordered) - 1, -1, -7)]
     return {
-        "key": key, "title": title, "bars": bars, "ticks": ticks, "peak": f"{peak:,}",
+        "key": key, "title": title, "bars": bars, "ticks": ticks, "peak": f"{peak:,}", "empty": not peak,
         "today": f"{ordered[-1][key]:,}" if ordered else "0",
         "width": CHART_WIDTH, "height": CHART_HEIGHT,
         "left": _PLOT_LEFT, "top": _PLOT_TOP, "bottom": _PLOT_BOTTOM, "right": CHART_WIDTH - 4,
+        "middle": CHART_WIDTH // 2,
     }
 
 
@@ -87,25 +90,91 @@ def _duration(seconds):
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
+def _bytes(count):
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def _moment(unix_seconds):
+    return datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc) if unix_seconds else None
+
+
+STALE_SECONDS = 60
+
+
+def _status(state, updated):
+    """The state a role last reported, or why it is not to be believed."""
+    if updated is None or state is None:
+        return "not reporting"
+    if state != "stopped" and (timezone.now() - updated).total_seconds() > STALE_SECONDS:
+        return "stale"
+    return state
+
+
 def indexer_health():
-    """The consumer's health as shown: the snapshot plus readable cursor time, lag and state."""
+    """The consumer's health as shown: the snapshot plus readable times, lag, state and replay progress."""
     state = health.snapshot()
     cursor = state["cursor_time_us"]
-    updated = state["updated_at"]
-    if updated is None:
-        status = "not reporting"
-    elif (timezone.now() - updated).total_seconds() > 60:
-        status = "stale"
-    else:
-        status = "running"
     rejects = state["rejects"]
+    replay = state["replay"]
+    if replay:
+        total = replay["bytes_total"]
+        if total:  # a file (stdin has no size)
+            replay = {**replay, "read": _bytes(replay["bytes_read"]), "total": _bytes(total),
+                      "percent": 100 * replay["bytes_read"] / total}
     return {
         **state,
-        "status": status,
+        "status": _status(state["state"], state["updated_at"]),
+        "replay": replay,
         "cursor_time": datetime.datetime.fromtimestamp(cursor / 1e6, datetime.timezone.utc) if cursor else None,
         "lag": _duration(state["lag_seconds"]),
+        "since_event": None if state["seconds_since_event"] is None else _duration(state["seconds_since_event"]),
+        "connection_error_time": _moment(state["connection_error_at"]),
         "rejects_total": sum(rejects.values()),
         "rejects_by_reason": sorted(rejects.items(), key=lambda item: -item[1]),
+    }
+
+
+def plc_storage():
+    """(operations stored, bytes on disk) of plc_operations, from its active parts (rows not yet
+    merged away count too, as they take the disk)."""
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(
+            "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts"
+            " WHERE active AND database = currentDatabase() AND table = 'plc_operations'"
+        )
+        rows, size = cursor.fetchone()
+    return int(rows or 0), int(size or 0)
+
+
+def plc_health():
+    """The PLC exporter as shown: its state and progress, and the disk a full copy takes.
+
+    The estimate assumes every operation takes the bytes per operation measured on what is stored,
+    and that the directory holds as many operations as the newest sequence number seen (sequence
+    numbers count every operation from the first); until the export has caught up that is a lower
+    bound, and a directory without sequence numbers is known only by what has been copied.
+    """
+    state = health.plc_snapshot()
+    stored, size = plc_storage()
+    directory = max(state.get("seq") or 0, stored)
+    errors = state.get("errors", {})
+    return {
+        **state,
+        "status": _status(state.get("state"), state.get("updated_at")),
+        "stored": stored,
+        "size": _bytes(size),
+        "bytes_per_operation": size / stored if stored else None,
+        "directory_operations": directory,
+        "directory_known": state.get("caught_up", False),
+        "full_copy": _bytes(size / stored * directory) if stored else None,
+        "errors_total": sum(errors.values()),
+        "errors_by_cause": sorted(errors.items(), key=lambda item: -item[1]),
+        "last_error_time": _moment(state.get("last_error_at")),
+        "last_page_time": _moment(state.get("last_page_at")),
     }
 
 
@@ -132,4 +201,8 @@ def summary():
         indexer = indexer_health()
     except DatabaseError as exc:
         indexer = {"status": "unknown", "last_error": f"health unavailable: {exc}"}
-    return {"indexer": indexer, **analytics}
+    try:
+        plc = plc_health()
+    except DatabaseError as exc:
+        plc = {"status": "unknown", "last_error": f"health unavailable: {exc}"}
+    return {"indexer": indexer, "plc": plc, **analytics}

@@ -1,8 +1,10 @@
 """Community labels (which accounts belong to which community) and the API keys that manage them."""
 
 import hmac
+import re
 import secrets
 
+import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
@@ -16,19 +18,45 @@ class MembershipError(Exception):
     """An account that cannot be added or removed; the message says why, for the person who asked."""
 
 
+_CLASS_NAME = re.compile(r": [A-Z][A-Za-z]*(Error|Exception)$")
+
+
+def _unreachable(exc):
+    """Whether an identity failure came from the network (a server that could not be reached or
+    did not answer in time), found in the exceptions it was raised from."""
+    while exc is not None:
+        if isinstance(exc, (httpx.TransportError, OSError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def resolve_actor(identifier):
     """(did, handle) for a DID or a handle given by a person.
 
-    A handle must resolve to a DID that claims it back; a DID must have a document, and its handle
-    is kept only if that handle verifies. The handle may be '' (an account without a valid one).
+    A DID is taken as given: the membership is the DID, and its handle is kept only if it can be
+    verified now ('' otherwise, e.g. while the PLC directory is unreachable; the member list shows
+    the handle Skyline has indexed). A handle must resolve to a DID that claims it back.
     """
     value = identifier.strip().lstrip("@")
-    try:
-        if value.startswith("did:"):
+    if value.startswith("did:"):
+        if not identity.is_did(value):
+            raise MembershipError(f"{identifier}: not a valid DID (did:plc:… or did:web:…)")
+        try:
             return value, identity.verified_handle(value) or ""
+        except identity.IdentityError:
+            return value, ""
+    if not identity.is_handle(value):
+        raise MembershipError(f"{identifier}: neither a DID nor a valid handle")
+    try:
         return identity.resolve_handle(value), value.lower()
     except identity.IdentityError as exc:
-        raise MembershipError(f"{identifier}: {exc}") from None
+        if _unreachable(exc):
+            raise MembershipError(
+                f"{identifier}: the handle could not be checked: its server or the PLC directory did not answer. "
+                "Try again later, or add the account by its DID.") from None
+        # Errors name no exception classes: a person reads them.
+        raise MembershipError(f"{identifier}: {_CLASS_NAME.sub('', str(exc))}") from None
 
 
 class LabelQuerySet(models.QuerySet):

@@ -1,7 +1,13 @@
+"""Feeds in the admin: their definitions, whether and when their lists were computed, and a preview
+of the first page as people would see it."""
+
 from django.conf import settings
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.timesince import timesince
 
-from . import snapshots
+from . import preview, snapshots
 from .models import Feed
 from .publishing import PublishError, publish_feeds, unpublish_feeds
 from .registry import FeedSpec
@@ -9,17 +15,41 @@ from .registry import FeedSpec
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["alias", "display_name", "kind", "enabled", "private", "label"]
+    list_display = ["alias", "display_name", "kind", "enabled", "private", "label", "post_count", "last_computed"]
     list_filter = ["kind", "enabled", "private"]
     search_fields = ["alias", "display_name", "description"]
-    readonly_fields = ["uri", "created_at", "updated_at"]
-    fieldsets = [
-        (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled"]}),
-        ("Algorithm", {"fields": ["parameters", "label", "pinned_posts"]}),
-        ("Access", {"fields": ["private", "placeholder"]}),
-        ("History", {"fields": ["created_at", "updated_at"]}),
-    ]
+    readonly_fields = ["uri", "created_at", "updated_at", "post_count", "last_computed", "first_page"]
     actions = ["recompute", "publish", "unpublish"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled"]}),
+            ("Algorithm", {"fields": ["parameters", "label", "pinned_posts"]}),
+            ("Access", {"fields": ["private", "placeholder"]}),
+            ("History", {"fields": ["created_at", "updated_at"]}),
+        ]
+        if obj is not None:
+            fieldsets.insert(1, ("List", {"fields": ["post_count", "last_computed", "first_page"]}))
+        return fieldsets
+
+    @admin.display(description="posts")
+    def post_count(self, feed):
+        found = preview.computed(feed.alias)
+        return "–" if found is None else found[1]
+
+    @admin.display(description="last computed")
+    def last_computed(self, feed):
+        found = preview.computed(feed.alias)
+        if found is None:
+            return "not yet (at its first request or the next scheduled refresh)"
+        return f"{found[0]:%Y-%m-%d %H:%M:%S} UTC ({timesince(found[0], timezone.now())} ago)"
+
+    @admin.display(description="first page")
+    def first_page(self, feed):
+        """The feed's first page as people would see it (computed now if it has no list yet)."""
+        posts = [{**post, "link": preview.link(post["uri"])} for post in preview.first_page(feed)]
+        return render_to_string("admin/feeds/feed/first_page.html",
+                                {"feed": feed, "posts": posts, "limit": preview.PREVIEW_POSTS})
 
     @admin.action(description="Recompute the selected feeds now")
     def recompute(self, request, queryset):

@@ -79,6 +79,13 @@ def refresh(spec, force=False):
     return True
 
 
+def latest(alias):
+    """(computed at, unix seconds; number of items) of the feed's current snapshot, or None."""
+    pointer = cache.get(_current_key(alias))
+    items = _snapshot(alias, pointer[0]) if pointer is not None else None
+    return None if items is None else (pointer[1], len(items))
+
+
 def forget(alias):
     """Drop the feed's current snapshot, so its next request computes it afresh."""
     cache.delete(_current_key(alias))

@@ -23,12 +23,35 @@ class ReadOnlyClickhouseAdmin(admin.ModelAdmin):
         return False
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    """Yes/No for the UInt8 `active` column (the default filter would offer 0 and 1)."""
+
+    title = "active"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):
+        return [("1", "Yes"), ("0", "No")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(active=int(self.value())) if self.value() in ("0", "1") else queryset
+
+
+# Django would say "account statuss"; the model's Meta is left alone so the name needs no migration.
+AccountStatus._meta.verbose_name_plural = "account statuses"
+
+
 @admin.register(AccountStatus)
 class AccountStatusAdmin(ReadOnlyClickhouseAdmin):
     """Accounts whose last account event said they are deleted, taken down, deactivated or back."""
 
-    list_display = ["did", "active", "status", "changed_at"]
-    list_filter = ["status", "active"]
+    list_display = ["did", "is_active", "status", "changed_at"]
+    list_filter = ["status", ActiveFilter]
+    fields = ["did", "is_active", "status", "changed_at", "seq", "time_us"]
+    readonly_fields = ["is_active"]
     search_fields = ["=did"]
     ordering = ["-changed_at"]
     show_full_result_count = False
+
+    @admin.display(description="active", boolean=True, ordering="active")
+    def is_active(self, account):
+        return bool(account.active)

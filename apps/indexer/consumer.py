@@ -14,7 +14,7 @@ from contextlib import closing
 import websockets
 from django.conf import settings
 
-from apps.indexer import metrics
+from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff, JetstreamClient, SilentStream
 from apps.indexer.replay import open_replay
@@ -22,6 +22,10 @@ from apps.indexer.rows import RowBatch, collection_matcher
 from apps.indexer.writer import Writer
 
 logger = logging.getLogger(__name__)
+
+# How often the consumer's state is published while nothing changes (the dashboard calls a
+# consumer silent for a minute "stale").
+REPORT_SECONDS = 5.0
 
 
 def stream_name(collections):
@@ -80,6 +84,11 @@ class Consumer:
         self._batch = self._new_batch()
         self._deadline = time.monotonic() + self.flush_seconds
         self._newest = None
+        self._events_read = 0
+        self._connection = {"state": None, "url": None, "last_error": None, "last_error_at": None, "reconnects": 0,
+                            "failed_attempts": 0, "last_event_at": None, "replay": None}
+        self._next_report = 0.0
+        self._saved_cursor = None
 
     def stop(self):
         """Stop reading; run() then writes what it has, saves the cursor and returns (or, if the
@@ -89,6 +98,7 @@ class Consumer:
             self.writer.stop_retrying()
 
     def run(self):
+        self._saved_cursor = self.cursor.load() if self.cursor is not None else None
         self.writer = Writer(self.cursor).start()
         try:
             if self.replay:
@@ -99,7 +109,33 @@ class Consumer:
             try:
                 self._flush()
             finally:
-                self.writer.close()
+                try:
+                    self.writer.close()
+                finally:
+                    self._report(state=health.STOPPED)
+
+    def _report(self, **changes):
+        """Publish the connection's state (health and metrics): now, after a change."""
+        self._connection.update(changes)
+        state = self._connection["state"]
+        for name in (health.CONNECTING, health.CONNECTED, health.DISCONNECTED, health.REPLAYING, health.STOPPED):
+            metrics.STATE.labels(name).set(1 if name == state else 0)
+        newest = (self.writer.written_time_us if self.writer is not None else None) or self._saved_cursor
+        metrics.LAG.set(max(0.0, time.time() - newest / 1_000_000) if newest else float("nan"))
+        self._next_report = time.monotonic() + REPORT_SECONDS
+        health.publish_connection(self._connection)
+
+    def _heartbeat(self, now, seen):
+        """Publish every REPORT_SECONDS while nothing changes; `seen`: events arrived since the last."""
+        if now < self._next_report:
+            return seen
+        if seen:
+            self._connection["last_event_at"] = time.time()
+            metrics.LAST_EVENT.set(self._connection["last_event_at"])
+        if self._connection["replay"] is not None:
+            self._connection["replay"] = {**self._connection["replay"], "events": self._events_read}
+        self._report()
+        return False
 
     def _new_batch(self):
         return RowBatch(self.max_event_bytes, self._wanted)
@@ -112,12 +148,16 @@ class Consumer:
         if batch.max_time_us is not None and (self._newest is None or batch.max_time_us > self._newest):
             self._newest = batch.max_time_us
         self._batch = self._new_batch()
+        self._events_read += batch.events
         self.writer.submit(batch)
 
     def _replay(self):
         stopping = self._stopping.is_set
         size = self.batch_size
         with open_replay(self.replay) as replay:
+            progress = {"path": str(self.replay), "bytes_total": replay.size, "bytes_read": 0, "events": 0,
+                        "done": False}
+            self._report(state=health.REPLAYING, replay=progress)
             bar = self.progress(total=replay.size, unit="B", unit_scale=True) if self.progress else None
             batch = self._batch
             for line in replay.lines:
@@ -129,12 +169,19 @@ class Consumer:
                     batch = self._batch
                     if bar is not None and replay.size:
                         bar.update(replay.position() - bar.n)
+                    self._connection["replay"]["bytes_read"] = replay.position()
+                    self._heartbeat(time.monotonic(), True)
                 if stopping():
                     break
+            else:
+                self._connection["replay"].update(done=True, bytes_read=replay.size)
             if bar is not None:
                 if replay.size:
                     bar.update(replay.size - bar.n)
                 bar.close()
+        self._connection["replay"]["events"] = self._events_read + self._batch.events
+        if self._connection["replay"]["events"]:
+            self._connection["last_event_at"] = time.time()
 
     def _resume_cursor(self):
         """Where to (re)connect: just before the newest event seen, else the given or saved cursor."""
@@ -155,7 +202,9 @@ class Consumer:
         backoff = self.backoff
         while not self._stopping.is_set():
             cursor = self._resume_cursor()
-            logger.info("firehose: connecting to %s", client.subscribe_url(cursor))
+            url = client.subscribe_url(cursor)
+            logger.info("firehose: connecting to %s", url)
+            self._report(state=health.CONNECTING, url=url)
             received = self._receive(client, cursor)
             if self._stopping.is_set():
                 break
@@ -168,29 +217,41 @@ class Consumer:
 
     def _receive(self, client, cursor):
         """Index one connection's events until it ends; whether any arrived."""
-        received = False
+        received = seen = connected = False
         size = self.batch_size
         stopping = self._stopping.is_set
         try:
             with closing(client.events(cursor, tick=min(self.flush_seconds, 1.0))) as events:
                 for raw in events:
+                    if not connected:  # the first item (an event or a quiet tick) means the handshake worked
+                        connected = True
+                        self._report(state=health.CONNECTED, failed_attempts=0)
                     if raw is not None:
-                        received = True
+                        received = seen = True
                         if type(raw) is bytes:
                             self._batch.add(raw)
                         else:
                             self._batch.add_undecodable(raw.raw, raw.detail)
-                    if self._batch.events >= size or time.monotonic() >= self._deadline:
+                    now = time.monotonic()
+                    if self._batch.events >= size or now >= self._deadline:
                         self._flush()
+                        seen = self._heartbeat(now, seen)
+                    elif raw is None:
+                        seen = self._heartbeat(now, seen)
                     if stopping():
                         return received
-            cause = "closed"
+            cause, error = "closed", "Jetstream closed the connection"
             logger.warning("firehose: Jetstream closed the connection")
         except SilentStream as exc:
-            cause = "silent"
+            cause, error = "silent", f"the stream went silent ({exc})"
             logger.warning("firehose: %s; reconnecting", exc)
         except (OSError, websockets.WebSocketException) as exc:
             cause = "error"
+            error = f"{'connection lost' if connected else 'could not connect'}: {type(exc).__name__}: {exc}"
             logger.warning("firehose: connection failed: %r", exc)
         metrics.RECONNECTS.labels(cause).inc()
+        connection = self._connection
+        self._report(state=health.DISCONNECTED, last_error=error, last_error_at=time.time(),
+                     reconnects=connection["reconnects"] + 1,
+                     failed_attempts=connection["failed_attempts"] + (0 if connected else 1))
         return received

@@ -13,7 +13,16 @@ EVENTS = Counter(
 )
 REJECTS = Counter("skyline_indexer_rejects_total", "Firehose events rejected, by reason.", ["reason"])
 RECONNECTS = Counter("skyline_indexer_reconnects_total", "Jetstream reconnections, by cause.", ["cause"])
-LAG = Gauge("skyline_indexer_lag_seconds", "Now minus the time_us of the newest written event.")
+LAG = Gauge("skyline_indexer_lag_seconds", "Now minus the time_us of the newest written event (NaN: none yet).")
+LAG.set(float("nan"))  # unknown until an event is written, not 0 (which would read as "caught up")
+STATE = Gauge(
+    "skyline_indexer_state",
+    "1 for the consumer's current state (connecting, connected, disconnected, replaying, stopped), else 0.",
+    ["state"],
+)
+LAST_EVENT = Gauge(
+    "skyline_indexer_last_event_timestamp_seconds", "When the consumer last received an event (unix seconds)."
+)
 CURSOR = Gauge("skyline_indexer_cursor_time_us", "The saved cursor: every event up to it is written.")
 BATCH_ROWS = Histogram(
     "skyline_indexer_batch_rows",

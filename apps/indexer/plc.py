@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from redis import RedisError
 
-from apps.indexer import metrics
+from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff
 
@@ -36,6 +36,9 @@ TIMEOUT = 30.0
 MAX_RETRY_AFTER = 300.0
 COLUMNS = ("did", "cid", "operation_type", "created_at", "handle", "pds", "nullified", "operation_json", "time_us")
 OPERATION_TYPES = frozenset({"create", "plc_operation", "plc_tombstone"})
+
+# The exporter's states, as the dashboard shows them.
+EXPORTING, CAUGHT_UP, RETRYING, STOPPED = "exporting", "caught up", "retrying", "stopped"
 
 _PLC_DID = re.compile(r"did:plc:[a-z2-7]{24}")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -171,6 +174,9 @@ class PlcExporter:
         self.pages_written = 0
         self._stopping = threading.Event()
         self._next_fetch = 0.0
+        self.health = {"state": None, "url": self.url, "operations_written": 0, "pages_written": 0, "cursor": None,
+                       "seq": None, "caught_up": False, "errors": {}, "last_error": None, "last_error_at": None,
+                       "last_page_at": None}
 
     def stop(self):
         """Stop after the page in hand (if it is written, its cursor is saved first)."""
@@ -182,10 +188,22 @@ class PlcExporter:
                                                         "Accept": "application/jsonlines"}) as http:
                 self._export(http)
         finally:
+            self._report(state=STOPPED)
             connections.close_all()
+
+    def _report(self, **changes):
+        """Publish the exporter's state for the dashboard (on every page, error and change of state)."""
+        self.health.update(changes)
+        health.publish_plc(self.health)
+
+    def _failed(self, cause, message):
+        errors = self.health["errors"]
+        self._report(state=RETRYING, errors={**errors, cause: errors.get(cause, 0) + 1}, last_error=message,
+                     last_error_at=time.time())
 
     def _export(self, http):
         after = self.after if self.after is not None else self.cursor.load()
+        self._report(state=EXPORTING, cursor=after)
         while not self._stopping.is_set():
             self._pace()
             if self._stopping.is_set():
@@ -194,6 +212,7 @@ class PlcExporter:
                 page = self._fetch(http, after)
             except FetchFailed as failure:
                 metrics.PLC_FETCH_ERRORS.labels(failure.cause).inc()
+                self._failed(failure.cause, str(failure))
                 delay = failure.retry_after if failure.retry_after is not None else self.backoff.next_delay()
                 logger.warning("plc export: %s; trying again in %.1fs", failure, delay)
                 self._stopping.wait(delay)
@@ -206,6 +225,9 @@ class PlcExporter:
             if page.rows:
                 after = str(page.seq) if page.seq is not None else _timestamp(page.time_us)
                 self._account(page)
+            self._report(state=EXPORTING if page.full else CAUGHT_UP, cursor=after, last_page_at=time.time(),
+                         operations_written=self.operations_written, pages_written=self.pages_written,
+                         seq=page.seq if page.seq is not None else self.health["seq"], caught_up=not page.full)
             if not page.full:
                 if self.until_caught_up:
                     return
@@ -248,6 +270,7 @@ class PlcExporter:
                 return True
             except (DatabaseError, RedisError) as exc:
                 metrics.PLC_FETCH_ERRORS.labels("store").inc()
+                self._failed("store", f"the store failed: {exc}")
                 delay = self.backoff.next_delay()
                 logger.error("plc export: the store failed (%s); trying again in %.1fs", exc, delay)
                 if self._stopping.wait(delay):

@@ -6,8 +6,12 @@ to the Python values clickhouse-driver returns (types.py), and raises clickhouse
 exceptions so Django and the backend handle errors as they do with a server.
 """
 
+import os
 import re
+import sys
+import tempfile
 import threading
+from contextlib import contextmanager
 
 import orjson
 from clickhouse_driver.dbapi.errors import (  # noqa: F401  (re-exported: Django reads them here)
@@ -97,13 +101,32 @@ def _open(path):
     with _engine_lock:
         try:
             if path not in _engine_anchor:
-                _engine_anchor[path] = chdb.connect(path)
+                with _engine_stderr():
+                    _engine_anchor[path] = chdb.connect(path)
             return chdb.connect(path)
         except RuntimeError as exc:
             text = str(exc)
             if "Cannot lock file" in text or "Error initializing EmbeddedServer" in text:
                 raise DataDirectoryLocked(path) from None
             raise _error_from(exc) from None
+
+
+@contextmanager
+def _engine_stderr():
+    """Hold what the engine writes to file descriptor 2 while it starts: it prints its errors there
+    itself before raising them. A start that works passes the text on; one that fails drops it, as
+    the error raised says the same."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        os.write(2, held.read())
 
 
 def connect(path, database="default", **_ignored):
