@@ -113,7 +113,7 @@ def test_a_writer_thread_that_dies_is_started_again_by_the_next_row():
 
     rows.flush = die
     rows.add(interaction("h1"))
-    wait_until(lambda: not rows._writer.is_alive(), "the writer did not die")
+    wait_until(lambda: not rows._writer_running, "the writer did not die")
     del rows.flush
     rows.add(interaction("h2"))
     assert restarts() == before + 1

@@ -56,14 +56,15 @@ class RowBuffer:
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         self._due = threading.Event()
-        self._writer = None
+        self._writer_running = False
         self._writer_pid = None
 
     def add(self, row):
         """Buffer `row`; False when it was dropped because the buffer is full."""
         chars = sum(len(value) for value in row if isinstance(value, str)) if self.max_chars else 0
         with self._lock:
-            self._ensure_writer()
+            if not self._writer_running or self._writer_pid != os.getpid():
+                self._start_writer()
             if len(self._rows) >= self.max_rows or (chars and self._chars + chars > self.max_chars):
                 DROPPED.labels(self.table, "buffer_full").inc()
                 self._due.set()
@@ -75,17 +76,15 @@ class RowBuffer:
             self._due.set()
         return True
 
-    def _ensure_writer(self):
+    def _start_writer(self):
         """Start the writer thread: lazily, again in a forked child (where the parent's does not
         exist), and again if it died."""
-        if self._writer is not None and self._writer.is_alive():
-            return
-        if self._writer is not None and self._writer_pid == os.getpid():
+        if self._writer_pid == os.getpid():
             RESTARTS.labels(self.table).inc()
             logger.error("the %s writer had stopped; starting a new one", self.table)
         self._writer_pid = os.getpid()
-        self._writer = threading.Thread(target=self._write_forever, name=f"{self.table}-writer", daemon=True)
-        self._writer.start()
+        self._writer_running = True
+        threading.Thread(target=self._write_forever, name=f"{self.table}-writer", daemon=True).start()
 
     def flush(self):
         """Write every buffered row now; returns how many were written."""
@@ -115,10 +114,14 @@ class RowBuffer:
         return len(rows)
 
     def _write_forever(self):
-        while True:
-            self._due.wait(self.interval)
-            self._due.clear()
-            self.flush()
+        try:
+            while True:
+                self._due.wait(self.interval)
+                self._due.clear()
+                self.flush()
+        finally:
+            # Checked by add(), which starts a new writer (a flag, not is_alive(): add is the hot path).
+            self._writer_running = False
 
 
 def _store_answers():
