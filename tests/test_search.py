@@ -1,12 +1,15 @@
 """Post search over indexed posts: words, phrases, filters, newest first, cursor paging, any input safe."""
 
 import datetime
+import io
 import itertools
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 
 from apps.indexer.rows import COLUMNS
+from tests import firehose_events as events
 from tests.conftest import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
@@ -127,6 +130,38 @@ def test_a_page_is_filled_past_many_deleted_matches(client):
     body = search(client, q="needle", limit=3)
     assert uris(body) == ["old004", "old003", "old002"]
     assert uris(search(client, q="needle", limit=3, cursor=body["cursor"])) == ["old001", "old000"]
+
+
+def replay(tmp_path, *lines):
+    """Index Jetstream events through the consumer, as the firehose would."""
+    path = tmp_path / f"events-{next(_versions)}.jsonl"
+    path.write_bytes(b"".join(events.line(event) for event in lines))
+    call_command("consume_firehose", "--replay", str(path), stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("status", ["takendown", "suspended", "deleted", "deactivated"])
+def test_posts_of_hidden_accounts_are_left_out_until_the_account_is_back(client, tmp_path, status):
+    t0 = events.T0
+    replay(
+        tmp_path,
+        events.post(ALICE, "3lalice", t0 + 1_000_000, "a needle from alice"),
+        events.post(BOB, "3lbob", t0 + 2_000_000, "a needle from bob"),
+        events.account(ALICE, t0 + 3_000_000, active=False, status=status),
+    )
+    assert uris(search(client, q="needle")) == ["3lbob"]
+    assert search(client, q="needle", author=ALICE) == {"posts": []}
+    replay(tmp_path, events.account(ALICE, t0 + 4_000_000, active=True))
+    assert uris(search(client, q="needle")) == ["3lbob", "3lalice"]
+    assert uris(search(client, q="needle", author=ALICE)) == ["3lalice"]
+
+
+def test_an_account_that_is_only_throttled_stays_searchable(client, tmp_path):
+    replay(
+        tmp_path,
+        events.post(ALICE, "3lalice", events.T0 + 1_000_000, "a needle from alice"),
+        events.account(ALICE, events.T0 + 2_000_000, active=False, status="throttled"),
+    )
+    assert uris(search(client, q="needle")) == ["3lalice"]
 
 
 def test_the_token_index_narrows_the_scan(posts):

@@ -23,6 +23,7 @@ from apps.accounts.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
 from apps.indexer.profiles import display_names
 from skyline import identity
+from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
 
 FAILURE_LIMIT = 10
@@ -75,12 +76,13 @@ api = NinjaAPI(
     docs=Swagger(settings={"validatorUrl": None}),
     openapi_url="/api/admin/openapi.json",
     docs_decorator=staff_member_required,
+    parser=JsonParser(),
 )
 
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc):
-    return JsonResponse({"error": exc.message}, status=exc.status_code)
+    return JsonResponse({"error": http_error_message(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(ValidationError)

@@ -1,7 +1,7 @@
 """The XRPC feed generator: the did:web document, describeFeedGenerator, getFeedSkeleton, sendInteractions.
 
-Shapes are the lexicons' exactly; errors are XRPC's `{"error", "message"}` with 400 or 401, never a
-500 for bad input. getFeedSkeleton is the hot path: the feed definitions and the skeleton pages
+Shapes are the lexicons' exactly; errors are XRPC's `{"error", "message"}` with 400, 401 or 413,
+never a 500 for bad input. getFeedSkeleton is the hot path: the feed definitions and the skeleton pages
 come from caches (`registry.py`, `snapshots.py`), the body is encoded with orjson, and the
 analytics row is only buffered.
 """
@@ -11,10 +11,14 @@ import time
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
+from pydantic import BaseModel
+
+from skyline.bodies import JsonParser, http_error_message
 
 from . import analytics, snapshots
 from .auth import AuthError, viewer
@@ -23,6 +27,11 @@ from .registry import served_feeds
 GET_FEED_SKELETON = "app.bsky.feed.getFeedSkeleton"
 SEND_INTERACTIONS = "app.bsky.feed.sendInteractions"
 _FEED_URI = re.compile(r"^at://([^/?#]+)/([^/?#]+)/([^/?#]+)$")
+# Lengths of the free text in sendInteractions. The lexicon bounds feedContext (2000) and reqId
+# (100); an at-uri is at most 8 KB (the AT URI spec); an event is a token, an NSID (at most 317
+# characters) + "#" + a name (at most 63).
+AT_URI_MAX = 8192
+TOKEN_MAX = 381
 
 api = NinjaAPI(
     title="Skyline feed generator",
@@ -30,6 +39,7 @@ api = NinjaAPI(
     urls_namespace="feed_generator",
     docs_url=None,
     openapi_url=None,
+    parser=JsonParser(),
 )
 
 
@@ -63,7 +73,13 @@ def _bad_cursor(request, exc):
 @api.exception_handler(HttpError)
 def _unreadable_request(request, exc):
     # What ninja itself refuses, such as a body that is not JSON.
-    return _json({"error": "InvalidRequest", "message": str(exc)}, exc.status_code)
+    return _json({"error": "InvalidRequest", "message": http_error_message(exc)}, exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _body_too_large(request, exc):
+    message = f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+    return _json({"error": "PayloadTooLarge", "message": message}, 413)
 
 
 @api.exception_handler(ValidationError)
@@ -127,15 +143,17 @@ def get_feed_skeleton(request, query: Query[SkeletonQuery]):
     return response
 
 
-class Interaction(Schema):
-    item: str = ""
-    event: str = ""
+# Plain pydantic models: ninja's Schema reads attributes of any object, so an interaction that is
+# a number or a list would pass as an empty one.
+class Interaction(BaseModel):
+    item: str = Field("", max_length=AT_URI_MAX)
+    event: str = Field("", max_length=TOKEN_MAX)
     feedContext: str = Field("", max_length=2000)
     reqId: str = Field("", max_length=100)
 
 
-class Interactions(Schema):
-    feed: str = ""
+class Interactions(BaseModel):
+    feed: str = Field("", max_length=AT_URI_MAX)
     interactions: list[Interaction] = Field(..., max_length=1000)
 
 

@@ -5,15 +5,18 @@ service we depend on (a PDS, the directory, ClickHouse) fails; never a 500 for b
 Mount `api.urls` before any `/repo/{did}` route: `/repo/cleanup` must win.
 """
 
-import json
 import uuid
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
-from ninja import NinjaAPI, Schema
-from ninja.errors import ValidationError
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+from pydantic import BaseModel, Field
 
 from skyline import identity
+from skyline.bodies import JsonParser, http_error_message
 
 from . import cleanup, lists, search, stats
 from .links import LinkError, at_uri_for_link, bsky_app_url
@@ -25,6 +28,7 @@ api = NinjaAPI(
     urls_namespace="search_api",
     docs_url="/api/search/docs",
     openapi_url="/api/search/openapi.json",
+    parser=JsonParser(),
 )
 
 
@@ -44,6 +48,18 @@ def _invalid_request(request, exc):
         for error in exc.errors
     )
     return _error(f"error parsing request: {problems}", 400)
+
+
+@api.exception_handler(HttpError)
+def _unreadable_request(request, exc):
+    # What ninja itself refuses, such as a body that is not JSON.
+    return _error(f"error parsing request: {http_error_message(exc)}", exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _body_too_large(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _error(f"error parsing request: the body is larger than {limit} bytes", 413)
 
 
 @api.exception_handler(LinkError)
@@ -112,9 +128,15 @@ def list_members(request, uri: str = ""):
     return lists.list_members(uri)
 
 
-class CleanupRequest(Schema):
-    identifier: str
-    app_password: str
+# Bodies are plain pydantic models (ninja's Schema reads attributes of any object, a list too).
+# An identifier is a handle, an email or a DID (at most 2048 characters, the longest of the three).
+IDENTIFIER_MAX = 2048
+PASSWORD_MAX = 1024
+
+
+class CleanupRequest(BaseModel):
+    identifier: str = Field(max_length=IDENTIFIER_MAX)
+    app_password: str = Field(max_length=PASSWORD_MAX)
     cleanup_types: list[str]
     delete_until_days_ago: int
     actually_delete_stuff: bool = False
@@ -152,27 +174,24 @@ def cleanup_status(request, job_id: str = "", did: str = ""):
     return _error("must specify either job_id or did in query params", 400)
 
 
+class CancelRequest(BaseModel):
+    identifier: str = Field("", max_length=IDENTIFIER_MAX)
+    app_password: str = Field("", max_length=PASSWORD_MAX)
+
+
 @api.delete("/repo/cleanup", url_name="cleanup_cancel")
-def cancel_cleanup(request, job_id: str = ""):
+def cancel_cleanup(request, job_id: str = "", body: CancelRequest | None = None):
     """Cancel a job: only its account may, with {"identifier", "app_password"} or a Bearer access token."""
     if not job_id:
         return _error("job_id is required", 400)
     job = _job(job_id)
     if job is None:
         return _error("job not found", 404)
-    try:
-        proof = json.loads(request.body or b"{}")
-    except ValueError:
-        return _error("error parsing request: the body is not JSON", 400)
-    if not isinstance(proof, dict):
-        return _error("error parsing request: the body is not a JSON object", 400)
+    body = body or CancelRequest()
     authorization = request.headers.get("Authorization", "")
     access_token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else ""
     cleanup.cancel_cleanup(
-        job,
-        identifier=str(proof.get("identifier") or ""),
-        app_password=str(proof.get("app_password") or ""),
-        access_token=access_token,
+        job, identifier=body.identifier, app_password=body.app_password, access_token=access_token
     )
     return {"message": "job cancelled"}
 

@@ -7,7 +7,8 @@ which the index cannot narrow.
 
 The index is used on the raw table (no FINAL, which would turn skip indexes off or make them
 unsafe), so candidates are then checked against the latest version of each post: a deleted or
-edited-away post never shows.
+edited-away post never shows. Posts of accounts in `hidden_accounts` (deleted, taken down,
+deactivated or suspended) are left out, as the feeds leave them out, until the account is active again.
 """
 
 import datetime
@@ -159,9 +160,11 @@ def search_posts(q="", author="", lang="", since="", until="", limit=25, cursor=
 
 
 def _candidates(where, params, scan):
-    """(did, rkey, created_at, uri) of post versions matching, newest first (any version, index-assisted)."""
+    """(did, rkey, created_at, uri) of post versions matching, newest first (any version, index-assisted),
+    of accounts that are not hidden."""
     sql = (
-        "SELECT did, rkey, created_at, uri FROM posts WHERE deleted = 0 AND "
+        "SELECT did, rkey, created_at, uri FROM posts "
+        "WHERE deleted = 0 AND did NOT IN (SELECT did FROM hidden_accounts) AND "
         + " AND ".join(where)
         + " ORDER BY created_at DESC, uri DESC LIMIT 1 BY did, rkey LIMIT %s"
     )
