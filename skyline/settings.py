@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "corsheaders",
     "ninja",  # Swagger UI from its own static files, not a CDN: the API docs work offline
     "apps.indexer",
     "apps.feeds",
@@ -140,6 +141,7 @@ MIDDLEWARE = [
     "skyline.tracing.TracingMiddleware",
     "skyline.metrics.RequestMetricsMiddleware",
     "skyline.health.StoreUnavailableMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware; answers preflights itself
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,6 +150,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "skyline.api_errors.JsonApiErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "skyline.urls"
@@ -267,6 +270,27 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
 }
+
+# Browsers on other origins (django-cors-headers) may call the public read and job endpoints only, and
+# only from CORS_ALLOWED_ORIGINS (`*`: any). None by default, as in the seed, which allowed its own
+# front-end only: POST /repo/cleanup takes app passwords, and which sites may send them from a browser
+# is the operator's choice. No cookies are ever honoured cross-origin. The label API (X-API-Key) joins
+# only with CORS_LABEL_API; the admin and /metrics never do.
+_cors_origins = env.list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else env.origins("CORS_ALLOWED_ORIGINS")
+CORS_LABEL_API = env.bool("CORS_LABEL_API", False)
+_cors_paths = [
+    r"api/stats", r"stats", r"api/search/posts", r"repo/[^/]+", r"repo/cleanup/stats", r"list/members", r"redir",
+    r"xrpc/app\.bsky\.feed\.(describeFeedGenerator|getFeedSkeleton)", r"\.well-known/did\.json",
+]
+if CORS_LABEL_API:
+    _cors_paths += [r"api/admin/feed_members", r"api/admin/feeds", r"assign_user_to_feed",
+                    r"unassign_user_from_feed", r"feed_members"]
+CORS_URLS_REGEX = rf"^/({'|'.join(_cors_paths)})$"
+CORS_ALLOW_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-api-key")
+CORS_PREFLIGHT_MAX_AGE = 3600
 
 # Observability: Prometheus metrics for every role; tracing only when an OTLP endpoint is given.
 SERVICE_NAME = env.str("SERVICE_NAME", "skyline")

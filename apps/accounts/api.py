@@ -1,14 +1,18 @@
 """The seed's label API, authenticated by API keys in the X-API-Key header.
 
-Paths, parameters and response shapes are the seed's (`/api/admin/feed_members`, `/api/admin/feeds`
-and the legacy root paths), errors are `{"error": "..."}`. What differs, on purpose:
+Paths, parameters, statuses and response shapes are the seed's where its clients read them
+(`/api/admin/feed_members`, `/api/admin/feeds` keyed by label with the seed's `feed_type` names,
+`createdAt` in RFC 3339 with `Z`, the legacy root paths with `null` for no members, 401 for a label
+the key may not manage or that does not exist); errors are `{"error": "..."}`. What differs, on
+purpose (README, "Label API clients"):
 - a feed name may be a label (`mpls`) or a feed alias (`a-mpls`) on every endpoint (see
   `LabelQuerySet.for_feed_name`); the seed matched exactly on some and after the first '-' on others;
-- members may be added by DID as well as by handle; an empty member list is `[]`, not `null`;
+- members may be added by DID as well as by handle;
 - a client that keeps sending bad keys is refused with 429 for a while, even with a good key, so
   keys cannot be guessed at speed.
 """
 
+import datetime
 import math
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -103,8 +107,7 @@ def _label(request, feed_name, action):
     if not feed_name:
         raise HttpError(400, "feedName is required")
     label = Label.objects.for_feed_name(feed_name)
-    if label is None and request.auth.label_id is None:
-        raise HttpError(404, f"no label or feed named {feed_name!r}")
+    # An unknown label is refused like another's, as the seed refused it (even an admin key).
     if label is None or not request.auth.allows(label):
         raise HttpError(401, f"not authorized: you are not authorized to {action} this feed")
     return label
@@ -147,6 +150,11 @@ api.delete("/api/admin/feed_members", summary="Take a label from an account (han
 api.put("/unassign_user_from_feed", operation_id="legacy_unassign", summary="Legacy PUT of the above")(unassign)
 
 
+def rfc3339(moment):
+    """A time as the seed wrote it: RFC 3339 in UTC with `Z`, whole seconds."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _member(row, handle, display_name):
     """The seed's member object: the handle and name as last indexed (empty ones left out)."""
     member = {"did": row.did}
@@ -154,7 +162,7 @@ def _member(row, handle, display_name):
         member["handle"] = handle or row.handle
     if display_name:
         member["displayName"] = display_name
-    member["createdAt"] = row.created_at.isoformat()
+    member["createdAt"] = rfc3339(row.created_at)
     return member
 
 
@@ -177,18 +185,33 @@ def members(request, feedName: str = "", limit: int = 25, page: int = 1, search:
     }
 
 
-@api.get("/api/admin/feeds", summary="The feeds, with how many users requested each")
+# The seed named each feed by its Go type.
+SEED_FEED_TYPES = {"hot": "hot.Feed", "top": "hot.Feed", "label": "authorlabel.Feed", "static": "static.Feed"}
+
+
+def seed_feed_name(alias):
+    """The seed's key for a feed: its alias after the first '-' (`a-mpls` -> `mpls`)."""
+    return alias.split("-", 1)[1] if "-" in alias else alias
+
+
+@api.get("/api/admin/feeds", summary="The feeds by the seed's names, with how many users requested each")
 def feeds(request):
-    return {
-        "feeds": {
-            feed["alias"]: {"feed_type": feed["kind"], "user_count": feed["users"]}
-            for feed in feeds_with_users()
-            if request.auth.label_id is None or feed["label"] == request.auth.label.name
-        }
-    }
+    scope = request.auth.label.name if request.auth.label_id else None
+    found = {}
+    for feed in feeds_with_users():
+        name = seed_feed_name(feed["alias"])
+        if scope is not None and scope not in (name, feed["label"]):
+            continue
+        # Two aliases may give one name (`bangers`, `at-bangers`): the feed named so exactly wins,
+        # else the first alias (the seed picked at random).
+        if name in found and feed["alias"] != name:
+            continue
+        found[name] = {"feed_type": SEED_FEED_TYPES.get(feed["kind"], feed["kind"]), "user_count": feed["users"]}
+    return {"feeds": found}
 
 
 @api.get("/feed_members", summary="Legacy: every member's DID, in DID order")
 def legacy_members(request, feedName: str = ""):
     label = _label(request, feedName, "list the members of")
-    return {"authors": list(label.members.order_by("did").values_list("did", flat=True))}
+    # The seed's quirk its clients expect: no members is null, not [].
+    return {"authors": list(label.members.order_by("did").values_list("did", flat=True)) or None}

@@ -1,0 +1,108 @@
+"""Browsers on other origins reach the public endpoints only from allowed origins; API paths answer
+unknown paths and wrong methods in their API's JSON error shape."""
+
+import pytest
+
+from tests.conftest import BOTH_STORES
+
+pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
+
+FRONT_END = "https://front.example"
+STRANGER = "https://evil.example"
+
+
+@pytest.fixture(autouse=True)
+def allowed_origin(settings):
+    settings.CORS_ALLOWED_ORIGINS = [FRONT_END]
+    settings.CORS_ALLOW_ALL_ORIGINS = False
+
+
+def preflight(client, path, origin, method="GET", headers="content-type"):
+    return client.options(path, headers={
+        "Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers,
+    })
+
+
+@pytest.mark.parametrize("path, method", [
+    ("/api/stats", "GET"),
+    ("/stats", "GET"),
+    ("/api/search/posts", "GET"),
+    ("/repo/cleanup", "POST"),
+    ("/repo/cleanup", "DELETE"),
+    ("/repo/did:plc:aliceaaaaaaaaaaaaaaaaaaa", "GET"),
+    ("/list/members", "GET"),
+    ("/xrpc/app.bsky.feed.getFeedSkeleton", "GET"),
+])
+def test_a_preflight_passes_for_an_allowed_origin_and_fails_for_another(client, path, method):
+    allowed = preflight(client, path, FRONT_END, method)
+    assert allowed.status_code == 200
+    assert allowed["Access-Control-Allow-Origin"] == FRONT_END
+    assert method in allowed["Access-Control-Allow-Methods"].split(", ")
+    assert "content-type" in allowed["Access-Control-Allow-Headers"].split(", ")
+    assert "Access-Control-Allow-Credentials" not in allowed
+
+    refused = preflight(client, path, STRANGER, method)
+    assert "Access-Control-Allow-Origin" not in refused
+
+
+def test_an_allowed_origin_reads_the_answer_and_another_cannot(client):
+    allowed = client.get("/xrpc/app.bsky.feed.describeFeedGenerator", headers={"Origin": FRONT_END})
+    assert (allowed.status_code, allowed["Access-Control-Allow-Origin"]) == (200, FRONT_END)
+    assert allowed["Vary"] == "origin"  # caches keep one answer per origin
+    refused = client.get("/xrpc/app.bsky.feed.describeFeedGenerator", headers={"Origin": STRANGER})
+    assert refused.status_code == 200 and "Access-Control-Allow-Origin" not in refused
+
+
+def test_any_origin_with_a_star(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = []
+    settings.CORS_ALLOW_ALL_ORIGINS = True
+    answer = preflight(client, "/api/search/posts", STRANGER)
+    assert answer["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", ["/api/admin/feed_members", "/feed_members", "/admin/login/", "/metrics"])
+def test_the_label_api_admin_and_metrics_are_not_opened_even_to_an_allowed_origin(client, path):
+    answer = preflight(client, path, FRONT_END, headers="x-api-key")
+    assert "Access-Control-Allow-Origin" not in answer
+    answer = client.get(path, headers={"Origin": FRONT_END})
+    assert "Access-Control-Allow-Origin" not in answer
+
+
+def test_no_origin_is_allowed_by_default(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = []
+    assert "Access-Control-Allow-Origin" not in preflight(client, "/stats", FRONT_END)
+
+
+def test_unknown_api_paths_are_json_404s_in_each_apis_shape(client):
+    cases = [
+        ("/xrpc/app.bsky.feed.getNothing", 501,
+         {"error": "MethodNotImplemented", "message": "no such method: app.bsky.feed.getNothing"}),
+        ("/.well-known/nothing", 404, {"error": "NotFound", "message": "no such path: /.well-known/nothing"}),
+        ("/api/nothing", 404, {"error": "not found: /api/nothing"}),
+        ("/api/admin/nothing", 404, {"error": "not found: /api/admin/nothing"}),
+        ("/repo/did:plc:x/extra", 404, {"error": "not found: /repo/did:plc:x/extra"}),
+    ]
+    for path, status, body in cases:
+        response = client.get(path)
+        assert (response.status_code, response["Content-Type"], response.json()) == (
+            status, "application/json", body), path
+    # Pages outside the APIs keep Django's own 404.
+    assert client.get("/nothing")["Content-Type"].startswith("text/html")
+
+
+def test_wrong_methods_are_json_405s_in_each_apis_shape(client):
+    response = client.post("/xrpc/app.bsky.feed.getFeedSkeleton")
+    assert (response.status_code, response.json()) == (
+        405, {"error": "InvalidRequest", "message": "method POST not allowed; use GET"})
+    assert response["Allow"] == "GET"
+    cases = [
+        ("put", "/api/stats", "GET"),
+        ("post", "/feed_members", "GET"),
+        ("put", "/repo/cleanup", "DELETE, GET, POST"),
+        ("post", "/api/admin/feeds", "GET"),
+    ]
+    for method, path, allowed in cases:
+        response = getattr(client, method)(path)
+        assert (response.status_code, response.json()) == (
+            405, {"error": f"method {method.upper()} not allowed; use {allowed}"}), path
+        assert response["Allow"] == allowed
