@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from skyline.bodies import JsonParser, http_error_message
 
-from . import analytics, snapshots
+from . import analytics, metrics, snapshots
 from .auth import AuthError, viewer
 from .registry import served_feeds
 
@@ -140,6 +140,7 @@ def get_feed_skeleton(request, query: Query[SkeletonQuery]):
         spec.alias, viewer_did or "", query.limit, int(bool(query.cursor)),
         int((time.perf_counter() - started) * 1e6), now, int(now.timestamp() * 1e6),
     ))
+    metrics.observe(spec.alias, viewer_did, time.perf_counter() - started)
     return response
 
 

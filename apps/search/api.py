@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from skyline import identity
 from skyline.bodies import JsonParser, http_error_message
 
-from . import cleanup, lists, search, stats
+from . import cleanup, lists, metrics, search, stats
 from .links import LinkError, at_uri_for_link, bsky_app_url
 from .models import CleanupJob
 
@@ -106,9 +106,11 @@ def search_posts(
     cursor: str = "",
 ):
     """Posts with all the words and "quoted phrases" of q, newest first; pass `cursor` back for more."""
-    return search.search_posts(
-        q=q, author=author, lang=lang, since=since, until=until, limit=limit, cursor=cursor
-    )
+    with metrics.timed_search(refused=search.SearchError) as page:
+        page.update(search.search_posts(
+            q=q, author=author, lang=lang, since=since, until=until, limit=limit, cursor=cursor
+        ))
+    return page
 
 
 @api.get("/redir", url_name="redir")
@@ -144,13 +146,15 @@ class CleanupRequest(BaseModel):
 
 @api.post("/repo/cleanup", url_name="cleanup_start")
 def start_cleanup(request, body: CleanupRequest):
-    return cleanup.start_cleanup(
+    answer = cleanup.start_cleanup(
         body.identifier,
         body.app_password,
         body.cleanup_types,
         body.delete_until_days_ago,
         body.actually_delete_stuff,
     )
+    metrics.cleanup_requested(answer)
+    return answer
 
 
 def _job(job_id):

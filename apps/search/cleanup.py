@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from skyline import identity
 
+from . import metrics
 from .models import CleanupJob
 from .ratelimit import RateLimiter
 from .repos import Repo, RepoError
@@ -304,6 +305,7 @@ def _delete(job, client, access_token, selected, budget):
             job.schedule(settings.CLEANUP_RETRY_INTERVAL, remaining=len(selected) - deleted)
             return "interrupted"
         deleted += len(chunk)
+        metrics.CLEANUP_DELETED.inc(len(chunk))
         if not job.record_deletes(len(chunk), len(selected) - deleted):
             return "stopped"
     remaining = len(selected) - deleted

@@ -11,7 +11,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import cleanup, stats
+from . import cleanup, metrics, stats
 from .models import CleanupJob
 
 logger = logging.getLogger(__name__)
@@ -51,4 +51,6 @@ def run_cleanup_jobs():
 @shared_task
 def run_cleanup_job(job_id):
     """One run of one job (a no-op when it is not due or another worker has it)."""
-    return cleanup.run_job(job_id)
+    outcome = cleanup.run_job(job_id)
+    metrics.cleanup_ran(outcome)
+    return outcome
