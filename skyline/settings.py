@@ -231,6 +231,11 @@ CLEANUP_DELETES_PER_RUN = 4000
 CLEANUP_DELETES_PER_DAY = 30000
 CLEANUP_RUN_INTERVAL = 3600
 CLEANUP_RETRY_INTERVAL = 300
+# Members the index cannot name get their handle and display name from this AppView's getProfiles
+# (a scheduled task; pages read the cache only). Calls end after APPVIEW_TIMEOUT seconds in all.
+APPVIEW_URL = env.url("APPVIEW_URL", "https://public.api.bsky.app").rstrip("/")
+APPVIEW_TIMEOUT = 10.0
+PROFILE_CACHE_SECONDS = 86_400
 # Accounts hosted on Bluesky's PDSs (*.host.bsky.network), and logins by email, sign in here.
 ENTRYWAY_URL = env.url("ENTRYWAY_URL", "https://bsky.social").rstrip("/")
 

@@ -21,7 +21,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 
 from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
-from apps.indexer.profiles import display_names
+from apps.accounts.profiles import member_profiles
 
 
 @admin.register(Label)
@@ -71,11 +71,11 @@ class BulkMembersForm(forms.Form):
 
 
 class MemberChangeList(ChangeList):
-    """The member list, with each page's handles and display names as Skyline has indexed them."""
+    """The member list, with each page's handles and display names (indexed, else the AppView's)."""
 
     def get_results(self, request):
         super().get_results(request)
-        known = display_names([member.did for member in self.result_list])
+        known = member_profiles([member.did for member in self.result_list])
         for member in self.result_list:
             member.indexed_handle, member.indexed_name = known[member.did]
 

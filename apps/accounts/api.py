@@ -25,7 +25,7 @@ from ninja.security import APIKeyHeader
 
 from apps.accounts.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
-from apps.indexer.profiles import display_names
+from apps.accounts.profiles import member_profiles
 from skyline import identity
 from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
@@ -156,7 +156,7 @@ def rfc3339(moment):
 
 
 def _member(row, handle, display_name):
-    """The seed's member object: the handle and name as last indexed (empty ones left out)."""
+    """The seed's member object: the handle and name as known (empty ones left out)."""
     member = {"did": row.did}
     if handle or row.handle:
         member["handle"] = handle or row.handle
@@ -176,7 +176,7 @@ def members(request, feedName: str = "", limit: int = 25, page: int = 1, search:
         found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))
     total = found.count()
     rows = list(found[(page - 1) * limit:page * limit])
-    known = display_names([row.did for row in rows])
+    known = member_profiles([row.did for row in rows])
     return {
         "members": [_member(row, *known[row.did]) for row in rows],
         "page": page,

@@ -8,6 +8,7 @@ DEFAULT_SCHEDULE = [
     ("Refresh trending feeds", "apps.feeds.tasks.refresh_trending_feeds", 60),
     ("Refresh site statistics", "apps.search.tasks.refresh_stats", 60),
     ("Run repo clean-up jobs", "apps.search.tasks.run_cleanup_jobs", 60),
+    ("Refresh member profiles from the AppView", "apps.accounts.tasks.refresh_member_profiles", 600),
     (
         "Prune old request analytics",
         "apps.feeds.tasks.prune_request_analytics",
@@ -16,10 +17,10 @@ DEFAULT_SCHEDULE = [
 ]
 
 
-def install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule):
-    """Create each default task that does not exist yet (by name); operators' edits are kept."""
+def install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule, names=None):
+    """Create each default task (or each of `names`) that does not exist yet; operators' edits are kept."""
     for name, task, when in DEFAULT_SCHEDULE:
-        if PeriodicTask.objects.filter(name=name).exists():
+        if (names is not None and name not in names) or PeriodicTask.objects.filter(name=name).exists():
             continue
         if isinstance(when, int):
             interval, _ = IntervalSchedule.objects.get_or_create(every=when, period="seconds")

@@ -1,0 +1,126 @@
+"""Members' handles and display names: from the index, else from the AppView's getProfiles.
+
+The index (`apps.indexer.profiles`) knows the accounts whose identity or profile changed since
+indexing began; most members of an older community are not among them, and the seed asked the
+AppView. Here the scheduled task `refresh_member_profiles` asks the AppView (`APPVIEW_URL`,
+app.bsky.actor.getProfiles, 25 accounts a call) for the members the index cannot name and keeps
+the answers in the cache for PROFILE_CACHE_SECONDS. Pages (the admin, the label API) only read
+the cache: a slow or hostile AppView never holds up or breaks a request.
+
+The AppView is an operator-configured URL, trusted as given; its answers are still checked
+(types, handle syntax, lengths), and each call has a total deadline and a size cap.
+"""
+
+import logging
+import time
+
+import httpx
+import orjson
+from django.conf import settings
+from django.core.cache import cache
+
+from apps.indexer.profiles import display_names
+from skyline import identity
+
+from .models import ActorLabel
+
+logger = logging.getLogger(__name__)
+
+GET_PROFILES = "/xrpc/app.bsky.actor.getProfiles"
+BATCH = 25  # the most getProfiles takes
+MAX_BYTES = 2_000_000  # 25 profiles are far less; anything bigger is not an answer
+# The lexicon's bound on displayName (it also caps graphemes at 64).
+DISPLAY_NAME_MAX = 640
+# Accounts asked about per run, so one run stays short however large the communities.
+PER_RUN = 2500
+CACHE_PREFIX = "appview:profile:"
+
+
+class AppViewError(Exception):
+    """The AppView did not answer with profiles; the message says how."""
+
+
+def _read(response, deadline):
+    if response.status_code != 200:
+        raise AppViewError(f"getProfiles answered {response.status_code}")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise AppViewError(f"getProfiles answered more than {MAX_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise AppViewError(f"getProfiles took more than {settings.APPVIEW_TIMEOUT} s")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AppViewError("getProfiles answered something that is not JSON") from None
+
+
+def _profile(item, asked):
+    """(did, handle, display name) of one answered profile, '' for what is missing or malformed."""
+    if not isinstance(item, dict) or item.get("did") not in asked:
+        return None
+    handle = item.get("handle")
+    handle = handle.lower() if isinstance(handle, str) and identity.is_handle(handle) else ""
+    name = item.get("displayName")
+    name = name.strip() if isinstance(name, str) and len(name) <= DISPLAY_NAME_MAX else ""
+    return item["did"], handle, name
+
+
+def fetch_profiles(dids):
+    """{did: (handle, display name)} of the `dids` (at most 25) the AppView knows."""
+    asked = set(dids)
+    deadline = time.monotonic() + settings.APPVIEW_TIMEOUT
+    try:
+        with httpx.Client(timeout=settings.APPVIEW_TIMEOUT, follow_redirects=False) as client:
+            with client.stream("GET", settings.APPVIEW_URL + GET_PROFILES, params={"actors": list(dids)}) as answer:
+                body = _read(answer, deadline)
+    except httpx.HTTPError as exc:
+        raise AppViewError(f"getProfiles failed: {exc.__class__.__name__}") from None
+    items = body.get("profiles") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise AppViewError("getProfiles answered no list of profiles")
+    found = (_profile(item, asked) for item in items[: len(asked)])
+    return {did: (handle, name) for did, handle, name in filter(None, found)}
+
+
+def _cached(dids):
+    found = cache.get_many([CACHE_PREFIX + did for did in dids])
+    return {key[len(CACHE_PREFIX):]: tuple(value) for key, value in found.items()}
+
+
+def member_profiles(dids):
+    """{did: (handle, display name)} for each of `dids`: the index's, else the AppView's as cached."""
+    known = display_names(dids)
+    missing = [did for did, (handle, name) in known.items() if not (handle and name)]
+    cached = _cached(missing) if missing else {}
+    for did, (handle, name) in cached.items():
+        indexed_handle, indexed_name = known[did]
+        known[did] = (indexed_handle or handle, indexed_name or name)
+    return known
+
+
+def refresh_member_profiles():
+    """Ask the AppView about the members the index cannot name and the cache holds nothing for.
+
+    Accounts the AppView does not know are cached as unknown too, so they are asked again only
+    when that entry expires. Stops at the first failed call (the next run goes on); how many
+    accounts were asked about.
+    """
+    members = list(ActorLabel.objects.values_list("did", flat=True).distinct())
+    unnamed = [did for did, (handle, name) in display_names(members).items() if not (handle and name)]
+    cached = _cached(unnamed)
+    wanted = [did for did in unnamed if did not in cached][:PER_RUN]
+    asked = 0
+    for start in range(0, len(wanted), BATCH):
+        batch = wanted[start : start + BATCH]
+        try:
+            found = fetch_profiles(batch)
+        except AppViewError as exc:
+            logger.warning("member profiles: %s; %d accounts left for the next run", exc, len(wanted) - start)
+            break
+        cache.set_many(
+            {CACHE_PREFIX + did: list(found.get(did, ("", ""))) for did in batch}, settings.PROFILE_CACHE_SECONDS
+        )
+        asked += len(batch)
+    return asked

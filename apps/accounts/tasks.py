@@ -1,0 +1,11 @@
+"""Scheduled work of the accounts app (the beat schedule, or the in-process scheduler, runs these)."""
+
+from celery import shared_task
+
+from . import profiles
+
+
+@shared_task
+def refresh_member_profiles():
+    """Fetch the AppView's handles and display names of members the index cannot name; how many were asked."""
+    return profiles.refresh_member_profiles()
