@@ -4,7 +4,7 @@ Paths, parameters, statuses and response shapes are the seed's where its clients
 (`/api/admin/feed_members`, `/api/admin/feeds` keyed by label with the seed's `feed_type` names,
 `createdAt` in RFC 3339 with `Z`, the legacy root paths with `null` for no members, 401 for a label
 the key may not manage or that does not exist); errors are `{"error": "..."}`. What differs, on
-purpose (README, "Label API clients"):
+purpose (README, "Admin", the label API's differences for client authors):
 - a feed name may be a label (`mpls`) or a feed alias (`a-mpls`) on every endpoint (see
   `LabelQuerySet.for_feed_name`); the seed matched exactly on some and after the first '-' on others;
 - members may be added by DID as well as by handle;
@@ -12,7 +12,6 @@ purpose (README, "Label API clients"):
   keys cannot be guessed at speed.
 """
 
-import datetime
 import math
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -150,11 +149,6 @@ api.delete("/api/admin/feed_members", summary="Take a label from an account (han
 api.put("/unassign_user_from_feed", operation_id="legacy_unassign", summary="Legacy PUT of the above")(unassign)
 
 
-def rfc3339(moment):
-    """A time as the seed wrote it: RFC 3339 in UTC with `Z`, whole seconds."""
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _member(row, handle, display_name):
     """The seed's member object: the handle and name as known (empty ones left out)."""
     member = {"did": row.did}
@@ -162,7 +156,8 @@ def _member(row, handle, display_name):
         member["handle"] = handle or row.handle
     if display_name:
         member["displayName"] = display_name
-    member["createdAt"] = rfc3339(row.created_at)
+    # RFC 3339 with `Z`, in whole seconds, as the seed wrote it (the store gives UTC times).
+    member["createdAt"] = f"{row.created_at:%Y-%m-%dT%H:%M:%SZ}"
     return member
 
 
