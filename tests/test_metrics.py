@@ -85,6 +85,7 @@ def test_the_store_counts_rows_by_table_and_statements_and_errors_by_kind():
     rows_before = sample("skyline_store_rows_inserted_total", table="feed_request_analytics")
     selects_before = sample("skyline_store_query_duration_seconds_count", kind="select")
     errors_before = sample("skyline_store_errors_total", kind="select")
+    insert_errors_before = sample("skyline_store_errors_total", kind="insert")
     now = datetime.datetime.now(datetime.timezone.utc)
     clickhouse.insert_rows(
         "feed_request_analytics",
@@ -97,7 +98,10 @@ def test_the_store_counts_rows_by_table_and_statements_and_errors_by_kind():
             cursor.execute("SELECT no_such_column FROM feed_request_analytics")
     assert sample("skyline_store_rows_inserted_total", table="feed_request_analytics") - rows_before == 2
     assert sample("skyline_store_query_duration_seconds_count", kind="select") - selects_before == 2
+    with pytest.raises(DatabaseError):
+        clickhouse.insert_rows("no_such_table", ["a"], [(1,)])
     assert sample("skyline_store_errors_total", kind="select") - errors_before == 1
+    assert sample("skyline_store_errors_total", kind="insert") - insert_errors_before == 1
 
 
 def test_searches_are_counted_by_outcome_with_the_posts_they_found(client):

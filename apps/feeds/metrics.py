@@ -6,10 +6,10 @@ the feeds); past MAX_FEEDS distinct aliases in a process the rest count as `othe
 of series stays bounded whatever happens to the feed list.
 """
 
-import hashlib
 import math
 import threading
 import time
+from hashlib import blake2b
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -33,6 +33,7 @@ class DistinctCounter:
 
     BITS = 10
     SIZE = 1 << BITS
+    REST = (1 << (64 - BITS)) - 1  # the hash bits after the register index
 
     def __init__(self, window=3600, slots=12, clock=time.monotonic):
         self.slot_seconds = window / slots
@@ -53,8 +54,9 @@ class DistinctCounter:
         return self._registers[slot]
 
     def add(self, value):
-        hashed = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
-        index, rest = hashed >> (64 - self.BITS), hashed & ((1 << (64 - self.BITS)) - 1)
+        # A fixed hash (not Python's salted one), so a count is the same in every process and run.
+        hashed = int.from_bytes(blake2b(value.encode(), digest_size=8).digest(), "big")
+        index, rest = hashed >> (64 - self.BITS), hashed & self.REST
         rank = 64 - self.BITS - rest.bit_length() + 1
         registers = self._current()
         if registers[index] < rank:

@@ -7,6 +7,7 @@ series stay bounded.
 """
 
 import time
+from contextlib import contextmanager
 
 from django.db.backends.signals import connection_created
 from prometheus_client import Counter, Histogram
@@ -28,17 +29,23 @@ def kind_of(sql):
     return ("select" if word == "with" else word) if word in KINDS else "other"
 
 
-def time_query(execute, sql, params, many, context):
-    """A Django execute wrapper: time the statement and count its failure."""
-    kind = kind_of(sql)
+@contextmanager
+def timed(kind):
+    """Time the statement run in the block and count its failure."""
     started = time.perf_counter()
     try:
-        return execute(sql, params, many, context)
+        yield
     except Exception:
         ERRORS.labels(kind).inc()
         raise
     finally:
         QUERY_SECONDS.labels(kind).observe(time.perf_counter() - started)
+
+
+def time_query(execute, sql, params, many, context):
+    """A Django execute wrapper: every statement through a cursor is `timed`."""
+    with timed(kind_of(sql)):
+        return execute(sql, params, many, context)
 
 
 def _install(sender, connection, **kwargs):

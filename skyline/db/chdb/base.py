@@ -5,8 +5,6 @@ creation) is django-clickhouse-backend's, so the same models and migrations run 
 ClickHouse server. Only the connection handling differs: chDB opens a data directory in process.
 """
 
-import time
-
 from clickhouse_backend.backend.base import DatabaseWrapper as ClickhouseDatabaseWrapper
 from django.utils.asyncio import async_unsafe
 
@@ -56,14 +54,8 @@ class DatabaseWrapper(ClickhouseDatabaseWrapper):
         The one ClickHouse write path for bulk data: a streamed columnar insert, not the ORM.
         """
         self.ensure_connection()
-        started = time.perf_counter()
-        try:
-            with self.wrap_database_errors:
-                written = self.connection.insert_rows(self.ops.quote_name(table), columns, rows)
-        except Exception:
-            metrics.ERRORS.labels("insert").inc()
-            raise
-        finally:
-            metrics.QUERY_SECONDS.labels("insert").observe(time.perf_counter() - started)
+        # Not through a cursor, so timed here rather than by the execute wrapper.
+        with metrics.timed("insert"), self.wrap_database_errors:
+            written = self.connection.insert_rows(self.ops.quote_name(table), columns, rows)
         metrics.inserted(table, written)
         return written
