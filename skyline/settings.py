@@ -142,6 +142,8 @@ MIDDLEWARE = [
     "skyline.metrics.RequestMetricsMiddleware",
     "skyline.health.StoreUnavailableMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware; answers preflights itself
+    # Outside every middleware that answers on its own, so each of their 404/405s is seen.
+    "skyline.api_errors.JsonApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -150,7 +152,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "skyline.api_errors.JsonApiErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "skyline.urls"
