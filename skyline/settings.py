@@ -62,6 +62,9 @@ PLC_EXPORT_IDLE_SECONDS = env.float("PLC_EXPORT_IDLE_SECONDS", 10.0, minimum=0.0
 # Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
 # XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.
 HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
+# Calls to addresses the network chooses (a PDS, a did:web host, a handle's domain) go only to public
+# addresses over https. Turn this on for local stand-ins (tests, development) only: see README, Security.
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", False)
 SERVICE_ENDPOINT = env.url("SERVICE_ENDPOINT", "http://localhost:8000").rstrip("/")
 SERVICE_DID = env.did("SERVICE_DID", service_did(SERVICE_ENDPOINT))
 FEED_ACTOR_DID = env.did("FEED_ACTOR_DID", SERVICE_DID)

@@ -172,7 +172,8 @@ def test_a_job_deletes_exactly_the_selected_records_in_calls_of_ten(client, pds,
     assert status["job_state"] == "completed"
     assert (status["num_deleted"], status["num_deleted_today"], status["est_num_remaining"]) == (15, 15, 0)
     assert CleanupJob.objects.get().refresh_token_encrypted == ""
-    assert client.get("/repo/cleanup", {"did": alice.did}).json() == [status]
+    listed = {key: value for key, value in status.items() if key != "job_id"}  # ids only to their owner
+    assert client.get("/repo/cleanup", {"did": alice.did}).json() == [listed]
     assert client.get("/repo/cleanup/stats").json() == {
         "total_num_deleted": 15,
         "num_jobs": 1,
@@ -238,7 +239,8 @@ def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice,
     job_id = start_job(client, alice, 30, LIKE)
     assert run_job(job_id) == "completed"
     gaps = [later - earlier for earlier, later in zip(pds.write_times, pds.write_times[1:])]
-    assert len(gaps) == 2 and min(gaps) >= 0.24
+    # 0.25 s apart when sent; arrival times vary by a connection set-up (unpaced would be ~0).
+    assert len(gaps) == 2 and min(gaps) >= 0.2
 
 
 def test_an_error_mid_run_keeps_every_delete_done_and_the_rotated_token(client, pds, alice):
@@ -371,7 +373,7 @@ def test_a_job_cancelled_during_a_run_stops_after_the_current_call(client, pds, 
         (
             {"app_password": "nope"},
             401,
-            "error cleaning up records: could not sign in: Invalid identifier or password",
+            "error cleaning up records: could not sign in: the identifier or app password was not accepted",
         ),
         (
             {"cleanup_types": ["everything"]},

@@ -14,6 +14,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import ValidationError
 
 from skyline import identity
+from skyline.clients import client_address
 
 from . import cleanup, lists, search, stats
 from .links import LinkError, at_uri_for_link, bsky_app_url
@@ -128,6 +129,7 @@ def start_cleanup(request, body: CleanupRequest):
         body.cleanup_types,
         body.delete_until_days_ago,
         body.actually_delete_stuff,
+        client=client_address(request),
     )
 
 
@@ -147,7 +149,7 @@ def cleanup_status(request, job_id: str = "", did: str = ""):
     if did:
         if not identity.is_did(did):
             return _error("did is not a valid DID", 400)
-        jobs = [job.status() for job in CleanupJob.objects.filter(repo=did).order_by("-updated_at")[:100]]
+        jobs = cleanup.jobs_of(did)
         return jobs if jobs else _error("no jobs found for the provided DID", 404)
     return _error("must specify either job_id or did in query params", 400)
 
@@ -173,6 +175,7 @@ def cancel_cleanup(request, job_id: str = ""):
         identifier=str(proof.get("identifier") or ""),
         app_password=str(proof.get("app_password") or ""),
         access_token=access_token,
+        client=client_address(request),
     )
     return {"message": "job cancelled"}
 
