@@ -9,9 +9,12 @@ import threading
 import time
 
 import pytest
+from django.test import Client
 
 from skyline import outbound
-from tests.servers import LoopbackServer, json_response
+from tests.conftest import BOTH_STORES
+from tests.pds import Pds
+from tests.servers import InternalService, LoopbackServer, json_response
 
 
 class Recorder(LoopbackServer):
@@ -171,3 +174,100 @@ def test_only_a_few_turns_to_call_out_and_a_busy_answer_at_once_when_they_are_ta
         holder.join()
     with outbound.calling_out():
         assert time.monotonic()  # a turn is free again
+
+
+# -- the measured attacks, end to end ------------------------------------------------------------
+
+SNEAKY = "did:plc:sneakyaaaaaaaaaaaaaaaaaa"
+CLEANUP = {"identifier": SNEAKY, "app_password": "guess-1234", "cleanup_types": ["post"], "delete_until_days_ago": 0}
+
+
+def call_every_calling_out_endpoint(client):
+    """(status, body) of /repo/{did}, /list/members and a clean-up dry run for SNEAKY."""
+    answers = [
+        client.get(f"/repo/{SNEAKY}"),
+        client.get("/list/members", {"uri": f"at://{SNEAKY}/app.bsky.graph.list/3klist"}),
+        client.post("/repo/cleanup", CLEANUP, content_type="application/json"),
+    ]
+    return [(answer.status_code, answer.json()) for answer in answers]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unpaced_repo_checkouts")
+@pytest.mark.parametrize("pds, refusal", [
+    ("http://127.0.0.1:{port}/internal/admin#", "the address is not https"),
+    ("https://127.0.0.1:{port}/internal/admin#", "the address is not a public internet address"),
+    ("https://localhost:{port}", "the address is not a public internet address"),
+    ("https://127.0.0.2:{port}", "the address is not a public internet address"),
+    ("https://[::ffff:127.0.0.1]:{port}", "the address is not a public internet address"),
+    ("https://0x7f000001:{port}", "the address is not a public internet address"),
+])
+def test_a_did_document_naming_an_internal_pds_gets_no_call_to_it(client, plc, production, pds, refusal):
+    with InternalService() as internal:
+        plc.add(SNEAKY, pds=pds.format(port=internal.port))
+        assert call_every_calling_out_endpoint(client) == [
+            (502, {"error": f"Error getting repo from its PDS: {refusal}"}),
+            (502, {"error": f"Error getting repo: {refusal}"}),
+            (502, {"error": f"error cleaning up records: could not sign in: {refusal}"}),
+        ]
+        assert internal.requests == []
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unpaced_repo_checkouts")
+def test_an_upstream_answer_is_never_echoed_and_a_fragment_does_not_drop_the_xrpc_path(client, plc):
+    with InternalService() as internal:
+        plc.add(SNEAKY, pds=f"{internal.url}/internal/admin#")
+        assert call_every_calling_out_endpoint(client) == [
+            (502, {"error": "Error getting repo from its PDS: the server answered HTTP 500"}),
+            (502, {"error": "Error getting repo: the server answered HTTP 500"}),
+            (502, {"error": "error cleaning up records: could not sign in: the server answered HTTP 500"}),
+        ]
+        assert [request.path for request in internal.requests] == [
+            "/xrpc/com.atproto.sync.getRepo",
+            "/xrpc/com.atproto.sync.getRepo",
+            "/xrpc/com.atproto.server.createSession",
+        ]
+
+
+@pytest.mark.django_db(databases=BOTH_STORES)
+@pytest.mark.usefixtures("unpaced_repo_checkouts")
+def test_with_every_upstream_slow_feeds_stats_and_the_admin_keep_answering(client, plc):
+    class SlowPds(Pds):
+        def get_repo(self, request):
+            arrived.release()
+            release.wait()
+            return super().get_repo(request)
+
+    arrived, release = threading.Semaphore(0), threading.Event()
+    with SlowPds() as pds:
+        account = pds.add_account("slow")
+        pds.publish(plc, account)
+        answers = []
+
+        def export():
+            answers.append(Client().get(f"/repo/{account.did}").status_code)
+
+        waiting = [threading.Thread(target=export) for _ in range(outbound.CALLING_OUT_TURNS)]
+        for thread in waiting:
+            thread.start()
+        for _ in waiting:
+            assert arrived.acquire(timeout=30)
+        try:
+            busy = {"error": "too many requests are waiting on other services; try again shortly"}
+            assert (client.get(f"/repo/{account.did}").status_code, client.get(f"/repo/{account.did}").json()) == (
+                503, busy)
+            members = client.get("/list/members", {"uri": f"at://{account.did}/app.bsky.graph.list/3kl"})
+            assert (members.status_code, members.json()) == (503, busy)
+            dry_run = client.post("/repo/cleanup", {**CLEANUP, "identifier": account.did},
+                                  content_type="application/json")
+            assert (dry_run.status_code, dry_run.json()) == (
+                503, {"error": f"error cleaning up records: {busy['error']}"})
+            assert client.get("/xrpc/app.bsky.feed.describeFeedGenerator").status_code == 200
+            assert client.get("/api/stats").status_code == 200
+            assert client.get("/admin/login/").status_code == 200
+        finally:
+            release.set()
+            for thread in waiting:
+                thread.join()
+        assert answers == [200] * outbound.CALLING_OUT_TURNS

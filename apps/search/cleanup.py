@@ -148,7 +148,7 @@ def _sign_in(identifier, app_password, client):
             raise CleanupError(401, "could not sign in: the identifier or app password was not accepted") from None
         raise CleanupError(502, f"could not sign in: {exc}") from None
     if (did is not None and session["did"] != did) or _account_host(session["did"]) != host:
-        raise CleanupError(502, f"could not sign in: {host} answered for an account it does not host")
+        raise CleanupError(502, "could not sign in: the PDS answered for an account it does not host")
     return session
 
 
