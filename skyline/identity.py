@@ -11,8 +11,9 @@ document (a signature that does not verify) ask again with refresh=True.
 
 import re
 
+import dns.exception
+import dns.resolver
 from atproto_core.did_doc import DidDocument
-from atproto_identity.handle.resolver import HandleResolver
 from django.conf import settings
 from django.core.cache import cache
 
@@ -141,10 +142,23 @@ def _did_for_handle(handle):
         body = answer.json()
         did = body.get("did", "") if answer.status == 200 and isinstance(body, dict) else ""
     else:
-        did = HandleResolver(DNS_SECONDS).resolve_dns(handle) or _did_at_well_known(handle)
+        did = _did_in_dns(handle) or _did_at_well_known(handle)
     if not isinstance(did, str) or not is_did(did):
         raise IdentityError(f"the handle {handle} does not resolve to a DID")
     return did
+
+
+def _did_in_dns(handle):
+    """The DID in the handle's `_atproto` TXT record ("did=..."), asked of the system's resolver."""
+    try:
+        answers = dns.resolver.resolve(f"_atproto.{handle}", "TXT", lifetime=DNS_SECONDS)
+    except dns.exception.DNSException:
+        return ""
+    for answer in answers:
+        for text in answer.strings:
+            if text.startswith(b"did="):
+                return text[len(b"did="):].decode("utf-8", "replace")
+    return ""
 
 
 def _did_at_well_known(handle):
