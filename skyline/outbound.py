@@ -17,6 +17,7 @@ most a few of a process's request threads.
 
 import contextlib
 import contextvars
+import functools
 import ipaddress
 import json
 import logging
@@ -184,13 +185,17 @@ class _Backend(httpcore.SyncBackend):
         raise error
 
 
+@functools.cache
+def _ssl_context():
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _Transport(httpx.HTTPTransport):
-    def __init__(self, checked):
-        super().__init__(trust_env=False)
-        # httpx (pinned) takes no network backend of its own; its pool is httpcore's, which does.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_Backend(checked)
-        )
+    """httpx's transport over an httpcore pool with our network backend. httpx (pinned) takes no
+    backend of its own, and its transport's whole state is that pool, so it is built here instead."""
+
+    def __init__(self, checked):  # the parent's __init__ would only build a pool to throw away
+        self._pool = httpcore.ConnectionPool(ssl_context=_ssl_context(), network_backend=_Backend(checked))
 
 
 class Answer:

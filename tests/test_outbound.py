@@ -271,3 +271,51 @@ def test_with_every_upstream_slow_feeds_stats_and_the_admin_keep_answering(clien
             for thread in waiting:
                 thread.join()
         assert answers == [200] * outbound.CALLING_OUT_TURNS
+
+
+def self_signed(hostname):
+    """(certificate PEM, key PEM) of a self-signed certificate for `hostname`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_tls_to_the_pinned_address_still_checks_the_certificate_of_the_name(dns, monkeypatch, tmp_path):
+    import ssl
+
+    certificate, key = self_signed("pds.tls.test")
+    (tmp_path / "cert.pem").write_bytes(certificate)
+    (tmp_path / "key.pem").write_bytes(key)
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    trusting = ssl.create_default_context(cadata=certificate.decode())
+    monkeypatch.setattr(outbound, "_ssl_context", lambda: trusting)
+    dns["pds.tls.test"] = ["127.0.0.1"]
+    with Recorder() as server:
+        server._httpd.socket = serving.wrap_socket(server._httpd.socket, server_side=True)
+        port = server.url.rsplit(":", 1)[1]
+        with outbound.Client(f"https://pds.tls.test:{port}") as client:
+            assert client.request("GET", "/xrpc/x").json() == {"ok": True}
+        with pytest.raises(outbound.OutboundError, match="could not be reached"):
+            with outbound.Client(f"https://127.0.0.1:{port}") as client:  # the certificate is not for this name
+                client.request("GET", "/xrpc/x")
+    assert server.requests[0].headers["Host"] == f"pds.tls.test:{port}"
