@@ -135,12 +135,17 @@ def verified_handle(did, refresh=False):
 
 def _did_for_handle(handle):
     if settings.HANDLE_RESOLVER_URL:
-        answer = _get(
-            settings.HANDLE_RESOLVER_URL, "/xrpc/com.atproto.identity.resolveHandle", trusted=True,
-            params={"handle": handle},
-        )
+        try:
+            answer = _get(
+                settings.HANDLE_RESOLVER_URL, "/xrpc/com.atproto.identity.resolveHandle", trusted=True,
+                params={"handle": handle},
+            )
+        except IdentityError as exc:
+            raise IdentityError(f"could not reach the handle resolver: {exc}") from None
+        if answer.status != 200:
+            raise IdentityError(f"the handle {handle} does not resolve (HTTP {answer.status})")
         body = answer.json()
-        did = body.get("did", "") if answer.status == 200 and isinstance(body, dict) else ""
+        did = body.get("did", "") if isinstance(body, dict) else ""
     else:
         did = _did_in_dns(handle) or _did_at_well_known(handle)
     if not isinstance(did, str) or not is_did(did):
