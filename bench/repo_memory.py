@@ -3,10 +3,11 @@
     .venv/bin/python bench/repo_memory.py [MEGABYTES]   (default 200)
 
 A child process builds a signed repo of about MEGABYTES (posts, likes and follows, with the test
-PDS's repo builder) and serves it on loopback as a PDS and PLC directory. This process then reads
+PDS's repo builder) and serves it on loopback as a PDS and PLC directory. Fresh processes then read
 it as GET /repo/{did} does (fetch, one walk to check every record, one walk writing the JSON out)
-and as a clean-up dry run does (one more walk, selecting records), and prints its peak RSS over
-its RSS before the read, as a ratio to the CAR's size and to the cap (outbound.REPO_BYTES).
+and as a clean-up dry run does (one walk, selecting records), one reading each, and print
+the peak RSS over the RSS before the read, as a ratio to the CAR's size and to the cap
+(outbound.REPO_BYTES).
 """
 
 import multiprocessing
@@ -84,6 +85,24 @@ def serve(megabytes, pipe, stop):
         stop.wait()
 
 
+def measure(reading, url, pipe):
+    """In a fresh process: (RSS before, peak RSS, what was read) of one `reading` of the repo."""
+    os.environ["PLC_URL"] = url
+    import django
+
+    django.setup()
+    from apps.search import cleanup, repo_export
+    from apps.search.repos import fetch_repo
+
+    baseline = rss()
+    if reading == "GET /repo/{did}":
+        result = f"{sum(len(chunk) for chunk in repo_export.export_repo(DID)) / 2**20:,.0f} MiB of JSON"
+    else:
+        selected = cleanup.selected_records(fetch_repo(DID), ["post", "like"], cleanup.timezone.now())
+        result = f"{len(selected):,} records selected"
+    pipe.send((baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, result))
+
+
 def main():
     megabytes = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     context = multiprocessing.get_context("fork")
@@ -93,31 +112,26 @@ def main():
     child.start()
     print(f"building a repo of about {megabytes} MB in a child process...", flush=True)
     url, car_bytes = receiver.recv()
-    os.environ["PLC_URL"] = url
+    from skyline import outbound
+
+    cap = outbound.REPO_BYTES
+    print(f"CAR {car_bytes / 2**20:,.0f} MiB, cap {cap / 2**20:,.0f} MiB")
+    print("| reading | RSS before | peak RSS | peak over before | / CAR | / cap | read | time |")
+    print("|---|---|---|---|---|---|---|---|")
     try:
-        import django
-
-        django.setup()
-        from apps.search import cleanup, repo_export
-        from apps.search.repos import fetch_repo
-        from skyline import outbound
-
-        baseline = rss()
-        started = time.perf_counter()
-        exported = sum(len(chunk) for chunk in repo_export.export_repo(DID))
-        export_seconds = time.perf_counter() - started
-        selected = cleanup.selected_records(fetch_repo(DID), ["post", "like"], cleanup.timezone.now())
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        for reading in ("GET /repo/{did}", "clean-up dry run"):
+            started = time.perf_counter()
+            process = context.Process(target=measure, args=(reading, url, sender))
+            process.start()
+            baseline, peak, result = receiver.recv()
+            process.join()
+            extra = peak - baseline
+            print(f"| {reading} | {baseline / 2**20:,.0f} MiB | {peak / 2**20:,.0f} MiB | {extra / 2**20:,.0f} MiB "
+                  f"| {extra / car_bytes:.2f} | {extra / cap:.2f} | {result} | {time.perf_counter() - started:.0f} s |",
+                  flush=True)
     finally:
         stop.set()
         child.join()
-    cap = outbound.REPO_BYTES
-    print(f"| CAR | cap | RSS before | peak RSS | peak over before | / CAR | / cap | export |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {car_bytes / 2**20:,.0f} MiB | {cap / 2**20:,.0f} MiB | {baseline / 2**20:,.0f} MiB "
-          f"| {peak / 2**20:,.0f} MiB | {(peak - baseline) / 2**20:,.0f} MiB | {(peak - baseline) / car_bytes:.2f} "
-          f"| {(peak - baseline) / cap:.2f} | {exported / 2**20:,.0f} MiB JSON in {export_seconds:.0f} s |")
-    print(f"(a dry run selected {len(selected):,} records)")
 
 
 if __name__ == "__main__":

@@ -319,3 +319,17 @@ def test_tls_to_the_pinned_address_still_checks_the_certificate_of_the_name(dns,
             with outbound.Client(f"https://127.0.0.1:{port}") as client:  # the certificate is not for this name
                 client.request("GET", "/xrpc/x")
     assert server.requests[0].headers["Host"] == f"pds.tls.test:{port}"
+
+
+def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_not_unfolded():
+    import gzip
+
+    class Bomb(LoopbackServer):
+        def handle(self, request):
+            return 200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, gzip.compress(
+                b"[" + b"0," * 5_000_000 + b"0]")
+
+    with Bomb() as server, outbound.Client(server.url) as client:
+        answer = client.request("GET", "/xrpc/x", limit=100_000)
+        assert len(answer.content) < 100_000 and answer.json() is None
+    assert server.requests[0].headers["Accept-Encoding"] == "identity"
