@@ -65,7 +65,8 @@ def serve(megabytes, pipe, stop):
     from tests.pds import RepoBuilder
     from tests.servers import LoopbackServer, did_document
 
-    car = RepoBuilder(DID, SigningKey()).build(dict(records(megabytes * 1_000_000 // RECORD_BYTES)), "3lbench")
+    count = megabytes * 1_000_000 // RECORD_BYTES
+    car = RepoBuilder(DID, SigningKey()).build(dict(records(count)), "3lbench")
 
     class BenchPds(LoopbackServer):
         def handle(self, request):
@@ -126,9 +127,10 @@ def main():
             baseline, peak, result = receiver.recv()
             process.join()
             extra = peak - baseline
-            print(f"| {reading} | {baseline / 2**20:,.0f} MiB | {peak / 2**20:,.0f} MiB | {extra / 2**20:,.0f} MiB "
-                  f"| {extra / car_bytes:.2f} | {extra / cap:.2f} | {result} | {time.perf_counter() - started:.0f} s |",
-                  flush=True)
+            mib = [f"{value / 2**20:,.0f} MiB" for value in (baseline, peak, extra)]
+            seconds = time.perf_counter() - started
+            print(f"| {reading} | {' | '.join(mib)} | {extra / car_bytes:.2f} | {extra / cap:.2f} | {result} "
+                  f"| {seconds:.0f} s |", flush=True)
     finally:
         stop.set()
         child.join()

@@ -104,7 +104,9 @@ def is_public_address(address):
 def _allow_private():
     if settings.OUTBOUND_ALLOW_PRIVATE and not _warned.is_set():
         _warned.set()
-        logger.warning("OUTBOUND_ALLOW_PRIVATE is on: Skyline will call private and loopback addresses over http")
+        logger.warning(
+            "OUTBOUND_ALLOW_PRIVATE is on: Skyline will call private and loopback addresses over http"
+        )
     return settings.OUTBOUND_ALLOW_PRIVATE
 
 
@@ -116,7 +118,7 @@ def origin(url):
     except ValueError:
         raise RefusedDestination("the address is not a valid URL") from None
     scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in ("https", "http") or not host or parts.username is not None or parts.password is not None:
+    if scheme not in ("https", "http") or not host or "@" in parts.netloc:
         raise RefusedDestination("the address is not an http(s) URL with a host")
     if scheme != "https" and not _allow_private():
         raise RefusedDestination("the address is not https")

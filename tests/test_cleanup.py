@@ -503,8 +503,8 @@ def test_failed_sign_ins_are_limited_per_client(client, pds, plc, monkeypatch):
     assert response.status_code == 429
     other_client = client.post(
         "/repo/cleanup",
-        json.dumps({"identifier": accounts[3].handle, "app_password": "app-pass-1234", "cleanup_types": ["post"],
-                    "delete_until_days_ago": 30}),
+        json.dumps({"identifier": accounts[3].handle, "app_password": "app-pass-1234",
+                    "cleanup_types": ["post"], "delete_until_days_ago": 30}),
         content_type="application/json",
         REMOTE_ADDR="192.0.2.7",
     )

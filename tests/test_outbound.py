@@ -97,7 +97,8 @@ def test_network_destinations_must_be_https_and_are_cut_to_their_origin(producti
     for bad in ("ftp://pds.example.com", "https://user:pw@pds.example.com", "https://", "https://host:99999"):
         with pytest.raises(outbound.RefusedDestination):
             outbound.Client(bad)
-    assert outbound.origin("https://PDS.example.com:8443/internal/admin?x=1#") == "https://pds.example.com:8443"
+    origin = outbound.origin("https://PDS.example.com:8443/internal/admin?x=1#")
+    assert origin == "https://pds.example.com:8443"
     assert outbound.origin("https://[2606:4700::1]/x") == "https://[2606:4700::1]"
 
 
@@ -179,7 +180,9 @@ def test_only_a_few_turns_to_call_out_and_a_busy_answer_at_once_when_they_are_ta
 # -- the measured attacks, end to end ------------------------------------------------------------
 
 SNEAKY = "did:plc:sneakyaaaaaaaaaaaaaaaaaa"
-CLEANUP = {"identifier": SNEAKY, "app_password": "guess-1234", "cleanup_types": ["post"], "delete_until_days_ago": 0}
+CLEANUP = {
+    "identifier": SNEAKY, "app_password": "guess-1234", "cleanup_types": ["post"], "delete_until_days_ago": 0,
+}
 
 
 def call_every_calling_out_endpoint(client):
@@ -255,8 +258,8 @@ def test_with_every_upstream_slow_feeds_stats_and_the_admin_keep_answering(clien
             assert arrived.acquire(timeout=30)
         try:
             busy = {"error": "too many requests are waiting on other services; try again shortly"}
-            assert (client.get(f"/repo/{account.did}").status_code, client.get(f"/repo/{account.did}").json()) == (
-                503, busy)
+            export = client.get(f"/repo/{account.did}")
+            assert (export.status_code, export.json()) == (503, busy)
             members = client.get("/list/members", {"uri": f"at://{account.did}/app.bsky.graph.list/3kl"})
             assert (members.status_code, members.json()) == (503, busy)
             dry_run = client.post("/repo/cleanup", {**CLEANUP, "identifier": account.did},
@@ -316,7 +319,8 @@ def test_tls_to_the_pinned_address_still_checks_the_certificate_of_the_name(dns,
         with outbound.Client(f"https://pds.tls.test:{port}") as client:
             assert client.request("GET", "/xrpc/x").json() == {"ok": True}
         with pytest.raises(outbound.OutboundError, match="could not be reached"):
-            with outbound.Client(f"https://127.0.0.1:{port}") as client:  # the certificate is not for this name
+            # The certificate is not for this name.
+            with outbound.Client(f"https://127.0.0.1:{port}") as client:
                 client.request("GET", "/xrpc/x")
     assert server.requests[0].headers["Host"] == f"pds.tls.test:{port}"
 

@@ -81,7 +81,9 @@ class Publisher:
             session = self._client.create_session(identifier or self.did, app_password)
         except XrpcError as exc:
             self._client.close()
-            raise PublishError(f"could not sign in as {identifier or self.did} at {pds}: {exc.detail}") from None
+            raise PublishError(
+                f"could not sign in as {identifier or self.did} at {pds}: {exc.detail}"
+            ) from None
         if session["did"] != self.did:
             self._client.close()
             raise PublishError(f"{identifier} is {session['did']}, not FEED_ACTOR_DID ({self.did})")

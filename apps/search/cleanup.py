@@ -145,7 +145,9 @@ def _sign_in(identifier, app_password, client):
         if exc.status in (400, 401):
             for limit, key in limits:
                 limit.count(key)
-            raise CleanupError(401, "could not sign in: the identifier or app password was not accepted") from None
+            raise CleanupError(
+                401, "could not sign in: the identifier or app password was not accepted"
+            ) from None
         raise CleanupError(502, f"could not sign in: {exc}") from None
     if (did is not None and session["did"] != did) or _account_host(session["did"]) != host:
         raise CleanupError(502, "could not sign in: the PDS answered for an account it does not host")
@@ -180,7 +182,9 @@ def _turn():
         raise CleanupError(503, str(exc)) from None
 
 
-def start_cleanup(identifier, app_password, cleanup_types, delete_until_days_ago, actually_delete_stuff, client=""):
+def start_cleanup(
+    identifier, app_password, cleanup_types, delete_until_days_ago, actually_delete_stuff, client=""
+):
     """A dry run's count, or a new job (the seed's POST /repo/cleanup answers). `client`: the
     caller's address, for counting failed sign-ins."""
     unknown = sorted(set(cleanup_types) - set(CLEANUP_TYPES))
