@@ -10,6 +10,7 @@ RepoError, never another exception.
 """
 
 import base64
+import sys
 
 import libipld
 
@@ -155,7 +156,8 @@ class Repo:
             if not isinstance(record, dict):
                 continue
             collection, _, rkey = path.partition("/")
-            yield collection, rkey, record
+            # One string per collection, not one per record: callers keep (collection, rkey) lists.
+            yield sys.intern(collection), rkey, record
 
 
 def fetch_repo(did):
