@@ -113,3 +113,18 @@ class PlcDirectory(LoopbackServer):
         if document is None:
             return json_response({"message": "DID not registered"}, 404)
         return json_response(document)
+
+
+class InternalService(LoopbackServer):
+    """An internal service an attacker would like Skyline to call: it answers everything with a
+    500 whose text holds a secret, and keeps every request (a test shows none came, or that the
+    secret did not travel on)."""
+
+    SECRET = "db_password=hunter2"
+
+    def handle(self, request):
+        return json_response({"error": "InternalServiceSecret", "message": self.SECRET}, 500)
+
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1])
