@@ -14,6 +14,7 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
+logger_class = "skyline.access_log.AccessLog"
 max_requests = 10000
 max_requests_jitter = 1000
 

@@ -143,6 +143,7 @@ class Command(BaseCommand):
             "worker_class": "gthread",
             "threads": threads,
             "accesslog": "-",
+            "logger_class": "skyline.access_log.AccessLog",
             "graceful_timeout": 30,
             "control_socket_disable": True,
         }
