@@ -9,8 +9,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from skyline import identity
-
 
 class MembershipError(Exception):
     """An account that cannot be added or removed; the message says why, for the person who asked."""
@@ -22,6 +20,8 @@ def resolve_actor(identifier):
     A handle must resolve to a DID that claims it back; a DID must have a document, and its handle
     is kept only if that handle verifies. The handle may be '' (an account without a valid one).
     """
+    from skyline import identity  # the atproto SDK: loaded by the roles that resolve names, not all
+
     value = identifier.strip().lstrip("@")
     try:
         if value.startswith("did:"):
