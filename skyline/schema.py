@@ -17,8 +17,8 @@ def require_migrated(*aliases):
     for alias in aliases:
         if _every_file_applied(alias):
             continue
-        # Loading the migration graph imports every migration (most of a second): only when the
-        # quick answer was not yes, to tell a real gap from, say, a squashed migration.
+        # The migration graph imports every migration module, which is slow: only when the quick
+        # answer was not yes, to tell a real gap from, say, a squashed migration.
         from django.db.migrations.executor import MigrationExecutor
 
         executor = MigrationExecutor(connections[alias])

@@ -111,8 +111,8 @@ def _skeleton_query(parameters):
 
 @require_GET
 def get_feed_skeleton(request):
-    """A plain view rather than a ninja operation: this is the hot path, and ninja's schema
-    validation cost more than everything else the request does (see skyline/hot_paths.py)."""
+    """A plain view rather than a ninja operation: this is the hot path, and ninja's parameter
+    validation cost more than the view's own work (see also skyline/hot_paths.py)."""
     started = time.perf_counter()
     try:
         feed, limit, cursor = _skeleton_query(request.GET)
