@@ -144,6 +144,8 @@ MIDDLEWARE = [
     "skyline.metrics.RequestMetricsMiddleware",
     "skyline.health.StoreUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Answers getFeedSkeleton here: the middleware below has nothing to do for it.
+    "skyline.hot_paths.HotPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

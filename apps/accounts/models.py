@@ -11,8 +11,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from skyline import identity
-
 
 class MembershipError(Exception):
     """An account that cannot be added or removed; the message says why, for the person who asked."""
@@ -38,6 +36,8 @@ def resolve_actor(identifier):
     verified now ('' otherwise, e.g. while the PLC directory is unreachable; the member list shows
     the handle Skyline has indexed). A handle must resolve to a DID that claims it back.
     """
+    from skyline import identity  # the atproto SDK: loaded by the roles that resolve names, not all
+
     value = identifier.strip().lstrip("@")
     if value.startswith("did:"):
         if not identity.is_did(value):
