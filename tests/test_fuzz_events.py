@@ -36,7 +36,8 @@ settings.register_profile(
     "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 5_000)), database=None, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+PROFILE_NAME = os.environ.get("HYPOTHESIS_PROFILE", "fast")
+PROFILE = settings.get_profile(PROFILE_NAME)
 # A replay example costs a store round trip: far fewer of them.
 REPLAY_PROFILE = settings(PROFILE, max_examples=max(4, PROFILE.max_examples // 200))
 
@@ -319,9 +320,9 @@ TALLY = collections.Counter()
 
 @pytest.fixture(scope="module", autouse=True)
 def tally(request):
-    """What the run tried, printed at the end (the figures `make fuzz` reports)."""
+    """What a `make fuzz` run tried, printed at its end."""
     yield
-    if TALLY:
+    if PROFILE_NAME == "fuzz":
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(TALLY.items()) if reason[0] != "_")
         with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
             print(f"\nfuzz: {TALLY['_tried']} events tried, {TALLY['_indexed']} indexed, "
