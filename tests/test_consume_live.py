@@ -2,9 +2,6 @@
 cursor saved after the data and resumed from, dropped and silent connections resumed, both
 compression modes, Redis or the relational store for the cursor."""
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
@@ -25,6 +22,7 @@ from tests.conftest import BOTH_STORES, query
 from tests.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
 from tests.firehose_tables import actual_state, expected_state, visible
 from tests.jetstream import JetstreamServer
+from tests.servers import redis_server
 
 # The writer thread saves the cursor through its own connection: no test transaction around it.
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)
@@ -185,29 +183,10 @@ def test_a_frame_that_does_not_decompress_is_rejected_and_the_stream_goes_on():
 
 @pytest.fixture
 def redis_url(settings, tmp_path):
-    """A real redis-server on a free loopback port, with REDIS_URL pointed at it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    wait_until(lambda: _answers(client), timeout=10)
-    settings.REDIS_URL = url
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
-
-
-def _answers(client):
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+    """A real Redis server, with REDIS_URL pointed at it."""
+    with redis_server(tmp_path / "redis") as url:
+        settings.REDIS_URL = url
+        yield url
 
 
 def test_with_redis_the_cursor_lives_in_redis(redis_url):
