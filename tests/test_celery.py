@@ -63,7 +63,7 @@ def worker(redis_url, tmp_path):
         "REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT),
     }
-    subprocess.run([sys.executable, "-c", PREPARE_WORKER_STORE], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", PREPARE_WORKER_STORE], cwd=ROOT, env=env, check=True, timeout=600)
     log = open(tmp_path / "worker.log", "wb")
     process = subprocess.Popen(
         [
@@ -95,7 +95,7 @@ def worker(redis_url, tmp_path):
 
 def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url):
     result = worker.send_task("apps.search.tasks.refresh_stats")
-    assert result.get(timeout=90) == {
+    assert result.get(timeout=300) == {
         "total_users": 0,
         "total_posts": 2,
         "total_follows": 0,
@@ -106,7 +106,7 @@ def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url
     assert shared["daily_data"][0]["date"] == "2025-05-04"
     assert shared["daily_data"][0]["num_posts"] == 2
 
-    assert worker.send_task("apps.search.tasks.run_cleanup_jobs").get(timeout=30) == []
+    assert worker.send_task("apps.search.tasks.run_cleanup_jobs").get(timeout=300) == []
 
 
 @pytest.mark.django_db(databases=BOTH_STORES)
