@@ -31,7 +31,7 @@ FAST = {"flush_seconds": 0.05, "backoff": Backoff(base=0.01, cap=0.05)}
 
 
 # Generous: a timeout only bounds a hang, and chDB writes are slow on a busy machine.
-def wait_until(predicate, timeout=120.0):
+def wait_until(predicate, timeout=300.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -155,16 +155,16 @@ def test_dropped_connections_are_resumed_from_just_before_the_newest_event_and_l
 
 def test_a_silent_stream_is_noticed_and_reconnected():
     events = generated(200)
-    before = reconnects("silent"), reconnects("error")
+    before = reconnects("silent")
     with JetstreamServer([line(event) for event in events], silent_after=80) as server:
         with Running(url=server.url, receive_timeout=0.5, rewind_seconds=0.05) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert actual_state() == expected_state(events)
-    # Resumed from just before the newest event it had. The stream also idles after its last event, so
-    # how many silent reconnections follow depends on how long the writes took: those are not counted.
+    # Resumed from just before the newest event it had. How many reconnections follow depends on how long
+    # the writes take (the stream idles after its last event; a stalled reader fails its keepalive).
     silent = [request["went_silent"] for request in server.requests].index(True)
     assert server.requests[silent + 1]["cursor"] == server.newest_before_silence - 50_000
-    assert reconnects("silent") - before[0] >= 1 and reconnects("error") == before[1]
+    assert reconnects("silent") - before >= 1
 
 
 def test_zstd_frames_with_a_dictionary_and_no_permessage_deflate():
@@ -239,7 +239,8 @@ def test_a_store_that_stays_down_fails_the_stop_and_keeps_the_cursor():
 
 
 def test_stopping_while_the_store_is_down_ends_promptly_and_keeps_the_cursor():
-    events = story()
+    # A like first, so every batch fails however the stream is cut into batches.
+    events = [like(BOB, "3llike000000b", T0, post_uri(ALICE, "3lpost000001a"))] + story()
     errors = REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0
     query("RENAME TABLE likes TO likes_away")
     try:
