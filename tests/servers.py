@@ -133,6 +133,7 @@ class InternalService(LoopbackServer):
     def port(self):
         return int(self.url.rsplit(":", 1)[1])
 
+
 @contextmanager
 def redis_server(directory):
     """A real Redis-compatible server on a free loopback port (Valkey, whose binary ships in the test
