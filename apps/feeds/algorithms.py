@@ -2,8 +2,9 @@
 
 Reads go through the truth views (`recent_posts`, `post_like_counts(hours=N)`: FINAL, tombstones
 applied), so deleted posts and undone likes never count, and skip accounts in `hidden_accounts`
-(deleted, taken down, deactivated or suspended). Each function returns the whole list (at most
-`max_posts`); paging happens over a stored snapshot of it (`snapshots.py`).
+(deleted, taken down, deactivated or suspended). `compute` returns the whole list (at most
+`max_posts`); paging happens over a stored snapshot of it (`snapshots.py`). `posts` and `likes` are
+sorted by record key (time), so each statement reads its window, not the history.
 """
 
 from django.db import connections
