@@ -9,12 +9,12 @@ from .registry import FeedSpec
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["alias", "display_name", "kind", "enabled", "private", "label"]
-    list_filter = ["kind", "enabled", "private"]
+    list_display = ["alias", "display_name", "kind", "enabled", "listed", "private", "label"]
+    list_filter = ["kind", "enabled", "listed", "private"]
     search_fields = ["alias", "display_name", "description"]
     readonly_fields = ["uri", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled"]}),
+        (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled", "listed"]}),
         ("Algorithm", {"fields": ["parameters", "label", "pinned_posts"]}),
         ("Access", {"fields": ["private", "placeholder"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
