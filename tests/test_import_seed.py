@@ -15,6 +15,7 @@ from apps.search.stats import compute_stats
 from apps.seed_import.importer import SeedImportError, parse_progress
 from apps.seed_import.source import Source
 from tests.conftest import BOTH_STORES, query
+from tests.feed_fixtures import post
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
@@ -315,6 +316,15 @@ def test_the_stats_show_the_seeds_history(seed):
     assert stats["total_likes"] == sum(day["num_likes"] for day in expected)
 
 
+def test_a_day_counted_by_both_systems_adds_the_counts_and_keeps_the_larger_number_of_accounts(seed):
+    import_seed("--apply")
+    on_imported_day = datetime.datetime(2025, 10, 1, 12, tzinfo=UTC)
+    post(DIDS[0], "skyline1", on_imported_day)
+    post(DIDS[1], "skyline2", on_imported_day)
+    day = next(day for day in compute_stats()["daily_data"] if day["date"] == "2025-10-01")
+    assert (day["num_posts"], day["num_posters"], day["num_likes"], day["num_likers"]) == (102, 7, 250, 30)
+
+
 def test_labels_and_keys_keep_working_through_the_label_api(seed, client):
     output = import_seed("--apply")
     assert f"  skipped the key sky_{key_lookup(BROKEN_KEY)}: its auth_entity is not JSON" in output
@@ -343,10 +353,17 @@ def test_running_it_again_changes_nothing(seed):
     import_seed("--apply", "--cursor", str(NOW_US))
     before = {table: skyline_table(table) for table in seed}
     stats, keys = compute_stats()["daily_data"], list(APIKey.objects.values_list("lookup", "digest"))
-    again = import_seed("--apply", "--cursor", str(NOW_US + 5))
-    assert "  posts: " in again and "(3 already imported)" in again.splitlines()[2]
-    assert again.splitlines()[-2:] == [f"cursor: Skyline's own cursor {NOW_US - 10_000_000} is kept",
-                                       "Import finished"]
+    again = import_seed("--apply", "--cursor", str(NOW_US + 5)).splitlines()
+    assert again[2].endswith(" rows in 3 months (2 already imported)")
+    assert again[7:10] == [f"  daily_stats: {len(stats)} days (already imported)",
+                           "  actor_labels: 4 memberships (already imported)", "  api_keys: 3 keys (already imported)"]
+    # Each table's newest month is copied again: the old indexer may have written more since.
+    assert [line.split(":")[0] for line in again if line.startswith("[")] == [
+        "[1/6] repo_records 202602", "[2/6] posts 202601", "[3/6] likes 202601", "[4/6] reposts 202602",
+        "[5/6] follows 202602", "[6/6] blocks 202602",
+    ]
+    assert again[-2:] == [f"cursor: Skyline's own cursor {NOW_US - 10_000_000} is kept", "Import finished"]
+    assert {table: skyline_table(table) for table in seed} == before
     # Forgotten bookkeeping (a crash between a copy and its record): everything is copied again,
     # and readers see the same.
     from apps.seed_import.models import ImportedChunk
@@ -388,3 +405,13 @@ def test_a_database_that_is_not_there_is_named_in_one_line():
     with pytest.raises(CommandError) as error:
         import_seed()
     assert str(error.value) == f"{OLD}: no table of bsky-experiments there"
+
+
+def test_an_unreachable_remote_server_is_named_without_its_password():
+    with pytest.raises(CommandError) as error:
+        call_command("import_seed", "--database", "old", "--remote", "127.0.0.1:1", "--user", "reader",
+                     "--password", "s3cr3t-pw", stdout=StringIO())
+    message = str(error.value)
+    assert message.startswith("127.0.0.1:1/old: ")
+    assert "Connection refused (127.0.0.1:1)" in message
+    assert "s3cr3t-pw" not in message

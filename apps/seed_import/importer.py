@@ -54,6 +54,7 @@ FIREHOSE = {
         for table in ("follows", "blocks")
     },
 }
+TABLES = [*FIREHOSE, "daily_stats", "daily_stats_backfill", "actor_labels", "api_keys"]
 STATS_METRICS = ("posts", "likes", "follows", "blocks")
 ALL = "all"
 # The seed saved the time_us of the event finished last, which can be ahead of rows it had not yet
@@ -110,35 +111,55 @@ class SeedImport:
         self.source = source
         self.say = say
         self._tables = {name for (name,) in _query(source.tables_sql())}
-        if not self._tables & {*FIREHOSE, "daily_stats", "actor_labels", "api_keys"}:
+        if not self._tables & set(TABLES):
             raise SeedImportError(f"{source.name}: no table of bsky-experiments there")
 
     def _src(self, table):
         return self.source.table(table)
 
     def plan(self):
-        """Every chunk to copy, in order, with whether an earlier run finished it."""
+        """Every chunk to copy, in order, with whether an earlier run finished it.
+
+        A table's newest month is never finished: the old indexer may still be writing it, so each
+        run copies it again (which changes nothing that was already there).
+        """
         done = set(ImportedChunk.objects.filter(source=self.source.name).values_list("table", "chunk"))
         chunks = []
         for table in FIREHOSE:
             if table not in self._tables:
                 continue
-            for partition, rows in _query(self.source.partitions_sql(table)):
-                chunks.append(Chunk(table, partition, int(rows), (table, partition) in done))
-        for table, count in [("daily_stats", self._stats_count), ("actor_labels", self._labels_count),
-                             ("api_keys", self._keys_count)]:
-            if table in self._tables:
-                chunks.append(Chunk(table, ALL, count(), (table, ALL) in done))
+            partitions = _query(self.source.partitions_sql(table))
+            for number, (partition, rows) in enumerate(partitions, 1):
+                finished = (table, partition) in done and number < len(partitions)
+                chunks.append(Chunk(table, partition, int(rows), finished))
+        for table, sources in [("daily_stats", {"daily_stats", "daily_stats_backfill"}),
+                               ("actor_labels", {"actor_labels"}), ("api_keys", {"api_keys"})]:
+            if sources & self._tables:
+                chunks.append(Chunk(table, ALL, self._total(table), (table, ALL) in done))
         return chunks
 
+    def _total(self, table):
+        """How many days of statistics, memberships or keys there are to copy."""
+        sql = {
+            "daily_stats": f"SELECT uniqExact(date) FROM ({self._stats_sql()})",
+            "actor_labels": f"SELECT count() FROM ({self._labels_sql()})",
+            "api_keys": f"SELECT count() FROM ({self._keys_sql()})",
+        }[table]
+        (total,), = _query(sql)
+        return int(total)
+
     def missing_tables(self):
-        return [table for table in [*FIREHOSE, "daily_stats", "actor_labels", "api_keys"] if table not in self._tables]
+        return [table for table in TABLES if table not in self._tables]
 
     def run(self, chunks):
         """Copy the chunks not done yet, remembering each when it is finished."""
         todo = [chunk for chunk in chunks if not chunk.done]
         for number, chunk in enumerate(todo, 1):
-            copy = getattr(self, f"_copy_{chunk.table}", self._copy_firehose)
+            copy = {
+                "daily_stats": self._copy_daily_stats,
+                "actor_labels": self._copy_actor_labels,
+                "api_keys": self._copy_api_keys,
+            }.get(chunk.table, self._copy_firehose)
             detail = copy(chunk)
             ImportedChunk.objects.get_or_create(
                 source=self.source.name, table=chunk.table, chunk=chunk.chunk, defaults={"rows": chunk.rows}
@@ -193,13 +214,9 @@ class SeedImport:
             "GROUP BY date, metric_type"
         )
 
-    def _stats_count(self):
-        (days,), = _query(f"SELECT uniqExact(date) FROM ({self._stats_sql()})")
-        return int(days)
-
     def _copy_daily_stats(self, chunk):
         _query(f"INSERT INTO daily_stats_imported (date, metric_type, count, actors) {self._stats_sql()}")
-        return f"{self._stats_count()} days of statistics copied"
+        return f"{self._total('daily_stats')} days of statistics copied"
 
     # Labels: the latest version of each (account, label) that is not deleted.
 
@@ -208,10 +225,6 @@ class SeedImport:
             f"SELECT label, actor_did, max(time_us) FROM {self._src('actor_labels')} "
             "GROUP BY label, actor_did HAVING argMax(deleted, time_us) = 0 ORDER BY label, actor_did"
         )
-
-    def _labels_count(self):
-        (members,), = _query(f"SELECT count() FROM ({self._labels_sql()})")
-        return int(members)
 
     def _label(self, name):
         try:
@@ -248,10 +261,6 @@ class SeedImport:
             f"min(toUnixTimestamp64Micro(created_at)) FROM {self._src('api_keys')} "
             "GROUP BY api_key HAVING argMax(deleted, time_us) = 0 ORDER BY api_key"
         )
-
-    def _keys_count(self):
-        (keys,), = _query(f"SELECT count() FROM ({self._keys_sql()})")
-        return int(keys)
 
     def _scope(self, auth_entity):
         """The label a key manages (None: every label), from its auth_entity JSON."""
