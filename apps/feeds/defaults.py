@@ -56,7 +56,8 @@ SEED_RETIRED_STATIC = [
 
 
 def create_seed_feeds(feed_model, label_model):
-    """Create the seed's feeds (and the labels of its community feeds) that do not exist yet.
+    """Create the seed's feeds (the trending ones too, and the labels of its community feeds) that do
+    not exist yet.
 
     Returns the aliases created; a feed or label that exists is left as the operator has it.
     """
@@ -64,7 +65,7 @@ def create_seed_feeds(feed_model, label_model):
         name: label_model.objects.get_or_create(name=name, defaults={"description": description})[0]
         for name, description in SEED_LABELS.items()
     }
-    definitions = [
+    definitions = DEFAULT_FEEDS + [
         {
             "alias": feed["alias"], "kind": "label", "display_name": feed["display_name"],
             "label": labels[feed["label"]], "private": feed["private"], "placeholder": feed["placeholder"],

@@ -38,10 +38,9 @@ FIREHOSE = {
         "repo",
     ),
     "posts": (
-        "did, rkey, uri, created_at, indexed_at, text, langs, has_embedded_media, parent_uri, root_uri, deleted, time_us",
-        "did, rkey, uri, created_at, indexed_at, text, langs, has_embedded_media, parent_uri, root_uri, deleted, time_us",
-        "did",
-    ),
+        "did, rkey, uri, created_at, indexed_at, text, langs, has_embedded_media, parent_uri, root_uri, "
+        "deleted, time_us",
+    ) * 2 + ("did",),
     **{
         table: (
             "actor_did, rkey, subject_uri, subject_did, subject_collection, subject_rkey, created_at, indexed_at, "
