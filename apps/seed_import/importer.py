@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass
 
 import redis
-from django.core.validators import validate_slug
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import connections, transaction
 
 from apps.accounts.models import ActorLabel, APIKey, Label, key_lookup
