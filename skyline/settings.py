@@ -137,6 +137,7 @@ INSTALLED_APPS = [
     "apps.feeds",
     "apps.search",
     "apps.accounts",
+    "apps.seed_import",
 ]
 
 MIDDLEWARE = [

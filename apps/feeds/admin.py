@@ -14,15 +14,16 @@ from .registry import FeedSpec
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["alias", "display_name", "kind", "enabled", "private", "label", "post_count", "last_computed"]
-    list_filter = ["kind", "enabled", "private"]
+    list_display = ["alias", "display_name", "kind", "enabled", "listed", "private", "label", "post_count",
+                    "last_computed"]
+    list_filter = ["kind", "enabled", "listed", "private"]
     search_fields = ["alias", "display_name", "description"]
     readonly_fields = ["uri", "created_at", "updated_at", "post_count", "last_computed", "first_page"]
     actions = ["recompute", "publish", "unpublish"]
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
-            (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled"]}),
+            (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled", "listed"]}),
             ("Algorithm", {"fields": ["parameters", "label", "pinned_posts"]}),
             ("Access", {"fields": ["private", "placeholder"]}),
             ("History", {"fields": ["created_at", "updated_at"]}),

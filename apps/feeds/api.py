@@ -98,7 +98,8 @@ def did_document(request):
 
 @api.get("/xrpc/app.bsky.feed.describeFeedGenerator")
 def describe_feed_generator(request):
-    return _json({"did": settings.SERVICE_DID, "feeds": [{"uri": spec.uri} for spec in served_feeds().values()]})
+    feeds = [{"uri": spec.uri} for spec in served_feeds().values() if spec.listed]
+    return _json({"did": settings.SERVICE_DID, "feeds": feeds})
 
 
 def _served_feed(uri):
