@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench lock clean
+.PHONY: setup run test fuzz bench lock clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The firehose property tests with random seeds and FUZZ_EXAMPLES examples (5,000 unless given).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz_events.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py

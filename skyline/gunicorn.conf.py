@@ -17,6 +17,7 @@ accesslog = "-"
 # X-Forwarded-Proto is Django's to honour, from TRUSTED_PROXY_COUNT proxies only (gunicorn's default
 # trusts it from any local peer).
 secure_scheme_headers = {}
+logger_class = "skyline.access_log.AccessLog"
 max_requests = 10000
 max_requests_jitter = 1000
 

@@ -69,11 +69,16 @@ class StoreUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, STORE_ERRORS):
             return None
-        log.warning("store unavailable during %s %s: %s", request.method, request.path,
-                    str(exception).splitlines()[0] if str(exception) else type(exception).__name__)
-        response = JsonResponse(
-            {"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."},
-            status=503,
-        )
-        response["Retry-After"] = "5"
-        return response
+        return store_unavailable(request, exception)
+
+
+def store_unavailable(request, exception):
+    """The 503 answer to a request that failed on `exception`, a store error."""
+    log.warning("store unavailable during %s %s: %s", request.method, request.path,
+                str(exception).splitlines()[0] if str(exception) else type(exception).__name__)
+    response = JsonResponse(
+        {"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response

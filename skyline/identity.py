@@ -1,32 +1,35 @@
 """The one identity resolver: DID documents, signing keys, PDS endpoints and verified handles.
 
-DID documents come from the PLC directory (`PLC_URL`) for did:plc and from the host for did:web
-(https, or http for localhost as atproto allows in development), through the atproto SDK. They are
-cached in Django's cache (Redis when configured), so every process shares them; callers that have
-reason to doubt a cached document (a signature that does not verify) ask again with refresh=True.
+DID documents come from the PLC directory (`PLC_URL`, trusted as configured) for did:plc and from
+https://<host>/.well-known/did.json for did:web; handles resolve through HANDLE_RESOLVER_URL when it
+is set, else DNS and https://<handle>/.well-known/atproto-did. Every fetch goes through the outbound
+client (skyline/outbound.py): a did:web host or a handle's domain must be a public https address,
+and an answer is cut off past its deadline and size cap. Documents are cached in Django's cache
+(Redis when configured), so every process shares them; callers that have reason to doubt a cached
+document (a signature that does not verify) ask again with refresh=True.
 """
 
 import re
-from urllib.parse import urlsplit
 
-import httpx
+import dns.exception
+import dns.resolver
 from atproto_core.did_doc import DidDocument
-from atproto_identity.did.resolvers.plc_resolver import DidPlcResolver
-from atproto_identity.did.resolvers.web_resolver import DidWebResolver
-from atproto_identity.exceptions import AtProtocolError
-from atproto_identity.handle.resolver import HandleResolver
 from django.conf import settings
 from django.core.cache import cache
+
+from skyline import outbound
 
 DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120
 REFRESH_INTERVAL = 60
-TIMEOUT = 10.0
+DNS_SECONDS = 5.0
 
 _HANDLE = re.compile(
     r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
 )
 _DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%-]+)$")
+# atproto lets did:web use plain http for these, in development.
+_LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class IdentityError(Exception):
@@ -41,41 +44,36 @@ def is_handle(value):
     return len(value or "") <= 253 and bool(_HANDLE.fullmatch(value or ""))
 
 
-_LOCAL_HOSTS = ("localhost", "127.0.0.1")
+def _get(url, path, trusted=False, **kwargs):
+    """The Answer of a small GET (a document, a DID); IdentityError when it cannot be had."""
+    try:
+        with outbound.Client(url, trusted=trusted) as client:
+            return client.request(
+                "GET", path, limit=outbound.DOCUMENT_BYTES, seconds=outbound.DOCUMENT_SECONDS, **kwargs
+            )
+    except outbound.OutboundError as exc:
+        raise IdentityError(str(exc)) from None
 
 
-def _serving_locally():
-    """A development install (served on localhost, or DEBUG): only then may did:web use plain http
-    to localhost. A public server must not be made to fetch from its own loopback ports."""
-    return settings.DEBUG or urlsplit(settings.SERVICE_ENDPOINT).hostname in _LOCAL_HOSTS
-
-
-class _LocalDidWebResolver(DidWebResolver):
-    """did:web over http for localhost, which atproto allows for development and tests."""
-
-    @staticmethod
-    def _parse_web_did(did):
-        host = did.split(":", 2)[2].replace("%3A", ":").replace("%3a", ":")
-        if host.split(":")[0] in _LOCAL_HOSTS:
-            if not _serving_locally():
-                raise IdentityError(f"{did} is a development-only identity")
-            return f"http://{host}/.well-known/did.json"
-        return DidWebResolver._parse_web_did(did)
+def _did_web_url(did):
+    host = did.split(":", 2)[2].replace("%3A", ":").replace("%3a", ":")
+    local = settings.OUTBOUND_ALLOW_PRIVATE and host.rsplit(":", 1)[0] in _LOCAL_HOSTS
+    return f"{'http' if local else 'https'}://{host}"
 
 
 def _fetch_document(did):
-    if did.startswith("did:plc:"):
-        resolver = DidPlcResolver(settings.PLC_URL, TIMEOUT)
-    elif did.startswith("did:web:"):
-        resolver = _LocalDidWebResolver(TIMEOUT)
-    else:
-        raise IdentityError(f"unsupported DID method: {did}")
     try:
-        raw = resolver.resolve_without_validation(did)
-    except (AtProtocolError, httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-        raise IdentityError(f"could not fetch the DID document of {did}: {type(exc).__name__}") from None
-    if raw is None:
+        if did.startswith("did:plc:"):
+            answer = _get(settings.PLC_URL, f"/{did}", trusted=True)
+        else:
+            answer = _get(_did_web_url(did), "/.well-known/did.json")
+    except IdentityError as exc:
+        raise IdentityError(f"could not fetch the DID document of {did}: {exc}") from None
+    if answer.status == 404:
         raise IdentityError(f"no DID document for {did}")
+    raw = answer.json()
+    if answer.status != 200 or not isinstance(raw, dict):
+        raise IdentityError(f"could not fetch the DID document of {did} (HTTP {answer.status})")
     try:
         document = DidDocument.from_dict(raw)
     except Exception:
@@ -137,19 +135,44 @@ def verified_handle(did, refresh=False):
 
 def _did_for_handle(handle):
     if settings.HANDLE_RESOLVER_URL:
-        url = f"{settings.HANDLE_RESOLVER_URL}/xrpc/com.atproto.identity.resolveHandle"
         try:
-            response = httpx.get(url, params={"handle": handle}, timeout=TIMEOUT)
-        except httpx.HTTPError as exc:
+            answer = _get(
+                settings.HANDLE_RESOLVER_URL, "/xrpc/com.atproto.identity.resolveHandle", trusted=True,
+                params={"handle": handle},
+            )
+        except IdentityError as exc:
             raise IdentityError(f"could not reach the handle resolver: {exc}") from None
-        if response.status_code != 200:
-            raise IdentityError(f"the handle {handle} does not resolve (HTTP {response.status_code})")
-        did = response.json().get("did", "")
+        if answer.status != 200:
+            raise IdentityError(f"the handle {handle} does not resolve (HTTP {answer.status})")
+        body = answer.json()
+        did = body.get("did", "") if isinstance(body, dict) else ""
     else:
-        did = HandleResolver(TIMEOUT).resolve(handle) or ""
-    if not is_did(did):
+        did = _did_in_dns(handle) or _did_at_well_known(handle)
+    if not isinstance(did, str) or not is_did(did):
         raise IdentityError(f"the handle {handle} does not resolve to a DID")
     return did
+
+
+def _did_in_dns(handle):
+    """The DID in the handle's `_atproto` TXT record ("did=..."), asked of the system's resolver."""
+    try:
+        answers = dns.resolver.resolve(f"_atproto.{handle}", "TXT", lifetime=DNS_SECONDS)
+    except dns.exception.DNSException:
+        return ""
+    for answer in answers:
+        for text in answer.strings:
+            if text.startswith(b"did="):
+                return text[len(b"did="):].decode("utf-8", "replace")
+    return ""
+
+
+def _did_at_well_known(handle):
+    try:
+        answer = _get(f"https://{handle}", "/.well-known/atproto-did")
+    except IdentityError:
+        return ""
+    lines = answer.content.decode("utf-8", "replace").splitlines() if answer.status == 200 else []
+    return lines[0].strip() if lines else ""
 
 
 def resolve_handle(handle):

@@ -71,6 +71,9 @@ PLC_EXPORT_IDLE_SECONDS = env.float("PLC_EXPORT_IDLE_SECONDS", 10.0, minimum=0.0
 # Unset: handles resolve through DNS and https://<handle>/.well-known/atproto-did. Set it to an
 # XRPC service (an AppView or PDS) to use its com.atproto.identity.resolveHandle instead.
 HANDLE_RESOLVER_URL = env.url("HANDLE_RESOLVER_URL", "").rstrip("/")
+# Calls to addresses the network chooses (a PDS, a did:web host, a handle's domain) go only to public
+# addresses over https. Turn this on for local stand-ins (tests, development) only: see README, Security.
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", False)
 # `manage.py serve` listens on SKYLINE_BIND (`make run BIND=...` sets it); unless SERVICE_ENDPOINT is
 # given, the service's URL (and so its did:web) follows it, so a development server describes itself.
 SERVE_BIND = env.address("SKYLINE_BIND")
@@ -135,6 +138,7 @@ INSTALLED_APPS = [
     "apps.feeds",
     "apps.search",
     "apps.accounts",
+    "apps.seed_import",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +149,8 @@ MIDDLEWARE = [
     # Outside every middleware that answers on its own, so each of their 404/405s is seen.
     "skyline.api_errors.JsonApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Answers getFeedSkeleton here: the middleware below has nothing to do for it.
+    "skyline.hot_paths.HotPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -5,6 +5,7 @@ a server span from TracingMiddleware, and code marks its own work with `tracer()
 """
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from opentelemetry import trace
 
 _configured = False
@@ -38,11 +39,11 @@ class TracingMiddleware:
     """A server span per request, named for the route once Django has resolved it."""
 
     def __init__(self, get_response):
+        if not _configured:
+            raise MiddlewareNotUsed  # tracing is off: not even a call per request
         self.get_response = get_response
 
     def __call__(self, request):
-        if not _configured:
-            return self.get_response(request)
         with tracer().start_as_current_span(
             f"{request.method} {request.path}", kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": request.method, "url.path": request.path},

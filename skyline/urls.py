@@ -3,6 +3,7 @@ from django.urls import path
 
 from apps.accounts.api import api as label_api
 from apps.feeds.api import api as feed_api
+from apps.feeds.api import get_feed_skeleton
 from apps.search.api import api as search_api
 from apps.search.repo_api import api as repo_export_api
 from skyline.health import healthz, readyz
@@ -16,7 +17,9 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
-    # The feed generator: /.well-known/did.json and /xrpc/app.bsky.feed.* (first: the hot path).
+    # The feed generator: getFeedSkeleton (the hot path, see skyline/hot_paths.py), then
+    # /.well-known/did.json and the other /xrpc/app.bsky.feed.* methods.
+    path("xrpc/app.bsky.feed.getFeedSkeleton", get_feed_skeleton),
     path("", feed_api.urls),
     # The label API serves the seed's paths: /api/admin/... and the legacy /assign_user_to_feed etc.
     path("", label_api.urls),

@@ -4,8 +4,9 @@ It serves a list of events (raw JSON lines, so malformed ones go out as they are
 `cursor` (events with time_us >= cursor, in the list's order) and `wantedCollections` (exact NSIDs
 or `prefix.*`; identity and account events always pass), speaks permessage-deflate or, with
 `compress=true`, per-message zstd frames with a dictionary (and refuses both at once with a 400,
-as v2 servers do). It can drop the connection every N events, go silent once after N events, and
-pace its sending. After the last event a connection stays open and idle, as a live stream would.
+as v2 servers do). It can drop the connection every N events, go silent once after N events (noting
+the newest time_us sent by then), hold the rest of the stream back until released, and pace its
+sending. After the last event a connection stays open and idle, as a live stream would.
 """
 
 import socket
@@ -21,15 +22,20 @@ from websockets.sync.server import serve
 
 
 class JetstreamServer:
-    def __init__(self, lines, drop_every=None, silent_after=None, pace=None, zstd_dictionary=None):
-        """`lines`: bytes (one event each); `pace`: events per second; `zstd_dictionary`: bytes."""
+    def __init__(self, lines, drop_every=None, silent_after=None, pace=None, zstd_dictionary=None, hold_after=None):
+        """`lines`: bytes (one event each); `pace`: events per second; `zstd_dictionary`: bytes;
+        `hold_after`: send no more than this many events until `release()`."""
         self.lines = [line.rstrip(b"\n") for line in lines]
         self.drop_every = drop_every
         self.silent_after = silent_after
         self.pace = pace
         self.zstd_dictionary = zstd_dictionary
+        self.hold_after = hold_after
+        self._released = threading.Event()
         self.requests = []  # one dict per accepted connection: its query parameters and headers
         self.sent = 0
+        self.newest_before_silence = None  # the greatest time_us sent before the stream went silent
+        self._newest_sent = None
         self._went_silent = False
         self._lock = threading.Lock()
         self._metadata = [self._describe(line) for line in self.lines]
@@ -54,8 +60,13 @@ class JetstreamServer:
         return self
 
     def __exit__(self, *exc_info):
+        self.release()
         self._server.shutdown()
         self._thread.join(timeout=5)
+
+    def release(self):
+        """Send the events held back by `hold_after`."""
+        self._released.set()
 
     def _check_request(self, connection, request):
         query = parse_qs(urlsplit(request.path).query)
@@ -72,7 +83,7 @@ class JetstreamServer:
                 continue
             if wanted and collection is not None and not (collection in exact or collection.startswith(prefixes)):
                 continue
-            yield line
+            yield line, time_us
 
     def _handle(self, connection):
         query = parse_qs(urlsplit(connection.request.path).query)
@@ -81,25 +92,33 @@ class JetstreamServer:
         compressor = None
         if query.get("compress") == ["true"]:
             compressor = zstandard.ZstdCompressor(dict_data=zstandard.ZstdCompressionDict(self.zstd_dictionary))
-        self.requests.append({
+        request = {
             "cursor": cursor,
             "wantedCollections": wanted,
             "compress": compressor is not None,
             "extensions": connection.request.headers.get("Sec-WebSocket-Extensions", ""),
-        })
+            "went_silent": False,
+        }
+        self.requests.append(request)
         sent_here = 0
         try:
-            for line in self._selected(cursor, wanted):
+            for line, time_us in self._selected(cursor, wanted):
                 if self.drop_every and sent_here == self.drop_every:
                     connection.socket.shutdown(socket.SHUT_RDWR)  # abrupt: no close frame
                     return
+                if self.hold_after is not None and self.sent >= self.hold_after:
+                    self._released.wait()
                 if self.silent_after is not None and self.sent == self.silent_after and not self._went_silent:
                     self._went_silent = True
+                    self.newest_before_silence = self._newest_sent
+                    request["went_silent"] = True
                     break
                 connection.send(compressor.compress(line) if compressor else _frame(line))
                 sent_here += 1
                 with self._lock:
                     self.sent += 1
+                    if isinstance(time_us, int) and (self._newest_sent is None or time_us > self._newest_sent):
+                        self._newest_sent = time_us
                 if self.pace:
                     time.sleep(1 / self.pace)
             for _ in connection:  # idle, like a live stream, until the client goes

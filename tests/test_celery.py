@@ -2,7 +2,6 @@
 
 import datetime
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from apps.search import stats
 from apps.search.schedule import DEFAULT_SCHEDULE, install_default_schedule
 from skyline.scheduler import InProcessScheduler
 from tests.conftest import BOTH_STORES
+from tests.servers import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +38,6 @@ connections["clickhouse"].insert_rows(
 """
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,29 +48,9 @@ def _wait_for(condition, timeout, what):
 
 
 @pytest.fixture
-def redis_url():
-    port = _free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    try:
-        _wait_for(answers, 10, "redis-server")
+def redis_url(tmp_path):
+    with redis_server(tmp_path / "redis") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.fixture
@@ -89,7 +63,7 @@ def worker(redis_url, tmp_path):
         "REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT),
     }
-    subprocess.run([sys.executable, "-c", PREPARE_WORKER_STORE], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", PREPARE_WORKER_STORE], cwd=ROOT, env=env, check=True, timeout=600)
     log = open(tmp_path / "worker.log", "wb")
     process = subprocess.Popen(
         [
@@ -121,7 +95,7 @@ def worker(redis_url, tmp_path):
 
 def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url):
     result = worker.send_task("apps.search.tasks.refresh_stats")
-    assert result.get(timeout=90) == {
+    assert result.get(timeout=300) == {
         "total_users": 0,
         "total_posts": 2,
         "total_follows": 0,
@@ -132,7 +106,7 @@ def test_tasks_run_in_a_celery_worker_through_the_redis_broker(worker, redis_url
     assert shared["daily_data"][0]["date"] == "2025-05-04"
     assert shared["daily_data"][0]["num_posts"] == 2
 
-    assert worker.send_task("apps.search.tasks.run_cleanup_jobs").get(timeout=30) == []
+    assert worker.send_task("apps.search.tasks.run_cleanup_jobs").get(timeout=300) == []
 
 
 @pytest.mark.django_db(databases=BOTH_STORES)

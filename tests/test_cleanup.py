@@ -1,6 +1,7 @@
 """Repo clean-up jobs end to end against a PDS on loopback: sessions, real CAR repos, applyWrites, limits."""
 
 import datetime
+import types
 import json
 import logging
 
@@ -9,12 +10,13 @@ import pytest
 from atproto_crypto.verify import verify_signature
 from django.utils import timezone
 
-from apps.search import tasks
+from apps.search import cleanup, tasks
 from apps.search.cleanup import run_job
 from apps.search.models import CleanupJob
 from apps.search.repos import Repo
 from tests.conftest import BOTH_STORES
 from tests.pds import Pds, tid
+from tests.servers import json_response
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -172,7 +174,8 @@ def test_a_job_deletes_exactly_the_selected_records_in_calls_of_ten(client, pds,
     assert status["job_state"] == "completed"
     assert (status["num_deleted"], status["num_deleted_today"], status["est_num_remaining"]) == (15, 15, 0)
     assert CleanupJob.objects.get().refresh_token_encrypted == ""
-    assert client.get("/repo/cleanup", {"did": alice.did}).json() == [status]
+    listed = {key: value for key, value in status.items() if key != "job_id"}  # ids only to their owner
+    assert client.get("/repo/cleanup", {"did": alice.did}).json() == [listed]
     assert client.get("/repo/cleanup/stats").json() == {
         "total_num_deleted": 15,
         "num_jobs": 1,
@@ -233,12 +236,25 @@ def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, 
     assert (job.num_deleted, job.num_deleted_today, job.est_num_remaining) == (65, 25, 5)
 
 
-def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice, settings):
+def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice, settings, monkeypatch):
+    """The pacing is judged on the limiter's own clock (a fake one that moves only when it sleeps), so
+    the test asserts the schedule itself, whatever the machine's load does to arrival times."""
+    from apps.search import ratelimit
+
+    clock = types.SimpleNamespace(now=1000.0)
+    clock.monotonic = lambda: clock.now
+    clock.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    released = []
+    wait = ratelimit.RateLimiter.wait
+    monkeypatch.setattr(ratelimit.RateLimiter, "wait", lambda self, timeout=None: (
+        wait(self, timeout), released.append(clock.now))[0])
+
     settings.CLEANUP_CALLS_PER_SECOND = 4.0
     job_id = start_job(client, alice, 30, LIKE)
     assert run_job(job_id) == "completed"
-    gaps = [later - earlier for earlier, later in zip(pds.write_times, pds.write_times[1:])]
-    assert len(gaps) == 2 and min(gaps) >= 0.24
+    assert len(pds.write_times) == 3
+    assert [later - earlier for earlier, later in zip(released, released[1:])] == [0.25, 0.25]
 
 
 def test_an_error_mid_run_keeps_every_delete_done_and_the_rotated_token(client, pds, alice):
@@ -371,7 +387,7 @@ def test_a_job_cancelled_during_a_run_stops_after_the_current_call(client, pds, 
         (
             {"app_password": "nope"},
             401,
-            "error cleaning up records: could not sign in: Invalid identifier or password",
+            "error cleaning up records: could not sign in: the identifier or app password was not accepted",
         ),
         (
             {"cleanup_types": ["everything"]},
@@ -435,3 +451,75 @@ def test_tokens_and_app_passwords_are_never_logged_or_returned(client, pds, alic
     text = caplog.text + b"".join(bodies).decode()
     assert len(secrets_seen) > 3
     assert not [secret for secret in secrets_seen if secret in text]
+
+
+class ImpostorPds(Pds):
+    """A PDS whose accounts' sessions claim another account's DID (`self.claims`)."""
+
+    def create_session(self, request):
+        status, headers, body = super().create_session(request)
+        if status == 200:
+            return json_response({**json.loads(body), "did": self.claims})
+        return status, headers, body
+
+
+def test_a_pds_answering_with_another_accounts_did_cannot_start_or_cancel_its_jobs(client, pds, alice, plc):
+    job_id = start_job(client, alice, 1)
+    with ImpostorPds() as impostor:
+        impostor.claims = alice.did
+        mallory = impostor.add_account("mallory", password="mallory-pass")
+        impostor.publish(plc, mallory)
+        refused = {"error": "error cleaning up records: could not sign in: "
+                            "the PDS answered for an account it does not host"}
+        for identifier in (mallory.did, mallory.handle):
+            cancel = client.delete(f"/repo/cleanup?job_id={job_id}", json.dumps(
+                {"identifier": identifier, "app_password": "mallory-pass"}), content_type="application/json")
+            assert (cancel.status_code, cancel.json()) == (502, refused)
+            start = post_cleanup(client, identifier=identifier, app_password="mallory-pass")
+            assert (start.status_code, start.json()) == (502, refused)
+    assert CleanupJob.objects.get().state == "running"
+    assert CleanupJob.objects.count() == 1
+
+
+def test_the_job_list_of_an_account_shows_no_job_ids(client, pds, alice):
+    start_job(client, alice, 1)
+    listed = client.get("/repo/cleanup", {"did": alice.did}).json()
+    assert [sorted(job) for job in listed] == [sorted(set(CleanupJob().status()) - {"job_id"})]
+    assert str(CleanupJob.objects.get().id) not in json.dumps(listed)
+
+
+def sign_in_calls(pds):
+    return sum(request.path.endswith("createSession") for request in pds.requests)
+
+
+def test_failed_sign_ins_are_limited_per_identifier(client, pds, alice, plc):
+    for _ in range(5):
+        assert post_cleanup(client, app_password="wrong-pass").status_code == 401
+    for password in ("wrong-pass", "app-pass-1234"):
+        response = post_cleanup(client, app_password=password)
+        assert (response.status_code, response.json()) == (
+            429, {"error": "error cleaning up records: too many failed sign-ins; try again later"})
+    assert sign_in_calls(pds) == 5
+    bob = pds.add_account("bob")
+    pds.publish(plc, bob)
+    assert post_cleanup(client, identifier="bob.test").status_code == 200
+
+
+def test_failed_sign_ins_are_limited_per_client(client, pds, plc, monkeypatch):
+    monkeypatch.setattr(cleanup.SIGN_IN_FAILURES_PER_CLIENT, "limit", 3)
+    accounts = [pds.add_account(name) for name in ("bob", "carol", "dave", "erin")]
+    for account in accounts:
+        pds.publish(plc, account)
+    for account in accounts[:3]:
+        assert post_cleanup(client, identifier=account.handle, app_password="wrong-pass").status_code == 401
+    response = post_cleanup(client, identifier=accounts[3].handle)
+    assert response.status_code == 429
+    other_client = client.post(
+        "/repo/cleanup",
+        json.dumps({"identifier": accounts[3].handle, "app_password": "app-pass-1234",
+                    "cleanup_types": ["post"], "delete_until_days_ago": 30}),
+        content_type="application/json",
+        REMOTE_ADDR="192.0.2.7",
+    )
+    assert other_client.status_code == 200
+    assert sign_in_calls(pds) == 4

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from apps.indexer.generator import EventGenerator
@@ -45,12 +46,19 @@ def environment(data_dir, server):
 def migrate(env):
     for database in ("default", "clickhouse"):
         subprocess.run([sys.executable, "manage.py", "migrate", "--database", database, "-v0"], cwd=ROOT, env=env,
-                       check=True, timeout=120)
+                       check=True, timeout=600)
 
 
-def start_consumer(env):
-    return subprocess.Popen([sys.executable, "manage.py", "consume_firehose"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@contextmanager
+def consumer_process(env):
+    process = subprocess.Popen([sys.executable, "manage.py", "consume_firehose"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:  # a failed test leaves no consumer running
+            process.kill()
+            process.communicate()
 
 
 def saved_cursor(data_dir):
@@ -59,7 +67,8 @@ def saved_cursor(data_dir):
     return row[0] if row else None
 
 
-def wait_until(predicate, timeout=60.0):
+# Generous: these only bound a hang, and a busy machine makes starting processes and chDB slow.
+def wait_until(predicate, timeout=300.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -67,21 +76,22 @@ def wait_until(predicate, timeout=60.0):
 
 
 def stored_state(env):
-    result = subprocess.run([sys.executable, "-c", READ_STATE], cwd=ROOT, env=env, check=True, timeout=120,
+    result = subprocess.run([sys.executable, "-c", READ_STATE], cwd=ROOT, env=env, check=True, timeout=600,
                             capture_output=True, text=True)
     return tuple([tuple(row) for row in rows] for rows in json.loads(result.stdout))
 
 
-def test_sigterm_stops_reading_writes_everything_and_exits_zero(tmp_path):
+def test_sigterm_stops_the_consumer_with_everything_written_and_exits_zero(tmp_path):
     events = list(EventGenerator(seed=5, accounts=200).events(500))
     newest = max(event["time_us"] for event in events)
     with JetstreamServer([line(event) for event in events]) as server:
         env = environment(tmp_path, server)
         migrate(env)
-        consumer = start_consumer(env)
-        wait_until(lambda: server.sent == len(events))
-        consumer.send_signal(signal.SIGTERM)
-        out, err = consumer.communicate(timeout=60)
+        with consumer_process(env) as consumer:
+            # Sent is not read: the saved cursor is the outside's only sign of what the consumer has.
+            wait_until(lambda: saved_cursor(tmp_path) == newest)
+            consumer.send_signal(signal.SIGTERM)
+            out, err = consumer.communicate(timeout=300)
     assert consumer.returncode == 0, err
     assert out.strip() == f"indexed 500 events, rejected 0; cursor {newest}"
     assert saved_cursor(tmp_path) == newest
@@ -91,20 +101,23 @@ def test_sigterm_stops_reading_writes_everything_and_exits_zero(tmp_path):
 def test_kill_9_during_a_live_run_and_a_restart_lose_nothing(tmp_path):
     events = list(EventGenerator(seed=6, accounts=200).events(1500))
     newest = max(event["time_us"] for event in events)
-    with JetstreamServer([line(event) for event in events], pace=1000) as server:
+    # The second half waits until the first consumer is dead, so it dies mid-stream however slow it is.
+    with JetstreamServer([line(event) for event in events], pace=1000, hold_after=750) as server:
         env = environment(tmp_path, server)
         migrate(env)
-        first = start_consumer(env)
-        wait_until(lambda: saved_cursor(tmp_path) is not None)
-        first.kill()
-        first.communicate(timeout=30)
+        with consumer_process(env) as first:
+            wait_until(lambda: saved_cursor(tmp_path) is not None)
+            first.kill()
+            first.communicate(timeout=300)
         assert first.returncode == -signal.SIGKILL
         killed_at = saved_cursor(tmp_path)
-        assert killed_at < newest  # it died mid-stream
-        second = start_consumer(env)
-        wait_until(lambda: saved_cursor(tmp_path) == newest)
-        second.send_signal(signal.SIGTERM)
-        second.communicate(timeout=60)
+        assert killed_at < newest
+        server.release()
+        first_connections = len(server.requests)
+        with consumer_process(env) as second:
+            wait_until(lambda: saved_cursor(tmp_path) == newest)
+            second.send_signal(signal.SIGTERM)
+            second.communicate(timeout=300)
     assert second.returncode == 0
-    assert server.requests[-1]["cursor"] == killed_at - 1_000_000
+    assert server.requests[first_connections]["cursor"] == killed_at - 1_000_000  # the restart's first
     assert stored_state(env) == expected_state(events)

@@ -1,10 +1,13 @@
 """Each kind of feed on indexed events: what it ranks, what it leaves out, and its parameters."""
 
+import time
+
 import pytest
 
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import PIN, Feed
 from apps.feeds.tasks import refresh_trending_feeds
+from apps.indexer.generator import tid
 from tests.conftest import BOTH_STORES
 from tests.feed_fixtures import (  # noqa: F401  (fixtures)
     ago, clock, default_feeds, delete_post, flush_analytics, hide_account, like, post, posts_of, skeleton, unlike,
@@ -83,6 +86,16 @@ def test_top_feeds_do_not_count_undone_likes_or_deleted_posts(client, default_fe
     like(deleted, 50)
     delete_post(deleted)
     assert posts_of(client, "top-1h") == [liked]
+
+
+def test_a_post_counts_in_its_window_whatever_time_its_record_key_tells(client, default_feeds):
+    # Posts and likes are sorted by record key; clients choose keys, and createdAt is what counts.
+    year_ago = tid(int((time.time() - 365 * 86400) * 1_000_000), 0)
+    liked = post("did:plc:a", year_ago, ago(minutes=20))
+    custom = post("did:plc:b", "custom-key", ago(minutes=30))
+    like(liked, 12)
+    like(custom, 11)
+    assert posts_of(client, "top-1h") == [liked, custom]
 
 
 @pytest.fixture

@@ -49,11 +49,16 @@ def test_a_trailing_newline_is_not_a_valid_did_or_handle():
     assert not identity.is_handle("alice.test\n")
 
 
-def test_did_web_on_localhost_is_resolved_only_by_a_development_install(settings):
-    settings.DEBUG = False
-    settings.SERVICE_ENDPOINT = "https://feeds.example.com"
-    with pytest.raises(identity.IdentityError, match="development-only identity"):
-        identity.did_document("did:web:localhost%3A6379")
+@pytest.mark.parametrize("host", ["LocalHost", "localhost", "127.0.0.3", "127.0.1.1", "0x7f000001"])
+def test_did_web_on_an_internal_host_is_not_fetched_in_production(settings, host):
+    from tests.servers import LoopbackServer
+
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    with LoopbackServer() as internal:
+        did = f"did:web:{host}%3A{internal.url.rsplit(':', 1)[1]}"
+        with pytest.raises(identity.IdentityError, match="not a public internet address"):
+            identity.did_document(did)
+        assert internal.requests == []
 
 
 def test_did_web_on_localhost_is_fetched_over_http_in_development(settings):

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
     "repo_records": "collection, repo, rkey",
-    "posts": "did, rkey",
-    "likes": "actor_did, rkey",
+    "posts": "rkey, did",  # record key (a TID: time) first, so a window reads together
+    "likes": "rkey, actor_did",
     "reposts": "actor_did, rkey",
     "follows": "actor_did, rkey",
     "blocks": "actor_did, rkey",

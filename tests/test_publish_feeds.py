@@ -66,6 +66,8 @@ def test_publishing_puts_a_record_for_every_enabled_feed_with_the_avatar_then_un
 ):
     caplog.set_level(logging.DEBUG)
     Feed.objects.create(alias="old", kind="hot", display_name="Old", enabled=False)
+    Feed.objects.create(alias="retired", kind="static", display_name="Retired", listed=False,
+                        pinned_posts="at://did:plc:x/app.bsky.feed.post/3k")
     avatar = tmp_path / "avatar.png"
     avatar.write_bytes(PNG)
     lines = publish("--avatar", str(avatar))

@@ -46,6 +46,63 @@ def test_a_repository_over_the_size_limit_is_not_read_to_the_end():
             return 200, {"Content-Type": "application/vnd.ipld.car"}, b"\0" * 2_000_000
 
     with HugeRepo() as pds, XrpcClient(pds.url) as client:
-        with pytest.raises(XrpcError, match="RepoTooLarge"):
+        with pytest.raises(XrpcError, match="the repository is over 1,000,000 bytes"):
             client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=1_000_000)
         assert len(client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=3_000_000)) == 2_000_000
+
+
+class CarServer(LoopbackServer):
+    """A PDS that answers getRepo with the CAR it was given."""
+
+    def __init__(self, car):
+        super().__init__()
+        self.car = car
+
+    def handle(self, request):
+        return 200, {"Content-Type": "application/vnd.ipld.car"}, self.car
+
+
+def repo_car(did, node, records=()):
+    """A CAR of a repo whose tree root is `node` (a function of the record CIDs) over `records`."""
+    builder = RepoBuilder(did, key=None)
+    cids = [builder._put(record) for record in records]
+    data = builder._put(node(cids))
+    commit = builder._put({"did": did, "version": 3, "data": data, "rev": "3l", "prev": None, "sig": b""})
+    return car_file(commit, list(builder.blocks.items()))
+
+
+def nested(depth):
+    value = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unpaced_repo_checkouts")
+@pytest.mark.parametrize("node, records, error", [
+    (lambda cids: {"l": None, "e": [{"k": b"app.bsky.feed.post/3k", "v": cids[0], "t": None}]}, [POST],
+     "Error reading repo CAR: the repo's tree has an entry without its p, k, v and t fields"),
+    (lambda cids: {"l": None, "e": [{"p": 0, "k": b"app.bsky.feed.post/3k", "v": cids[0], "t": None}]},
+     [{**POST, "facets": nested(700)}], "Error reading repo CAR: a record is nested deeper than 64 levels"),
+    (lambda cids: {"l": None, "e": ["not an entry"]}, [],
+     "Error reading repo CAR: the repo's tree has an entry that is not a map"),
+    (lambda cids: {"l": None, "e": [{"p": 99, "k": b"x", "v": cids[0], "t": None}]}, [POST],
+     "Error reading repo CAR: the repo's tree has an entry without its p, k, v and t fields"),
+])
+def test_a_repo_that_is_not_well_formed_is_a_502_in_the_apis_error_shape(client, plc, node, records, error):
+    did = "did:plc:malformedaaaaaaaaaaaaaaa"
+    with CarServer(repo_car(did, node, records)) as pds:
+        plc.add(did, pds=pds.url)
+        response = client.get(f"/repo/{did}")
+    assert (response.status_code, response.json()) == (502, {"error": error})
+
+
+def test_a_cut_off_car_is_a_repo_error():
+    did = "did:plc:cutoffaaaaaaaaaaaaaaaaaa"
+    car = repo_car(did, lambda cids: {"l": None, "e": [{"p": 0, "k": b"app.bsky.feed.post/3k", "v": cids[0],
+                                                        "t": None}]}, [POST])
+    assert [path for path, _ in Repo(car).record_cids()] == ["app.bsky.feed.post/3k"]
+    for cut in (1, 10, len(car) // 2, len(car) - 1):
+        with pytest.raises(RepoError):
+            list(Repo(car[:cut]).record_cids())

@@ -5,6 +5,7 @@ import datetime
 import orjson
 import pytest
 
+from apps.indexer import rows
 from apps.indexer.rows import RowBatch, collection_matcher, has_embedded_media, is_collection_pattern
 from tests.firehose_events import (
     ALICE, BOB, CAROL, DAVE, IMAGES, T0, account, at, commit, delete, follow, identity, iso, like, line, post,
@@ -54,9 +55,25 @@ def test_a_reply_with_images_keeps_its_languages_parent_root_and_blob_links():
     ({"$type": "app.bsky.embed.record", "record": {}}, 0),
     (None, 0),
     ("images", 0),
+    ({"$type": []}, 0),
+    ({"$type": {}}, 0),
+    ({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": ["app.bsky.embed.images"]}}, 0),
+    ({"$type": "app.bsky.embed.recordWithMedia", "media": []}, 0),
 ])
 def test_only_images_and_video_count_as_embedded_media(embed, expected):
     assert has_embedded_media(embed) == expected
+
+
+@pytest.mark.parametrize("embed", [{"$type": []}, {"$type": {}}, {"$type": None}, [IMAGES], 42])
+def test_a_post_whose_embed_has_the_wrong_type_is_indexed_without_media(embed):
+    batch = rows_of(post(ALICE, "3lpost000001a", T0, "hi", embed=embed), LIKE)
+    assert batch.rows["posts"] == [(ALICE, "3lpost000001a", A_POST, at(T0), "hi", [], 0, "", "", 0, T0)]
+    assert len(batch.rows["likes"]) == 1 and batch.rejects == {}
+
+
+@pytest.mark.parametrize("langs, kept", [("en", []), ({"en": 1}, []), (["en", 7, None, ["de"], "ja"], ["en", "ja"])])
+def test_languages_of_the_wrong_type_are_dropped(langs, kept):
+    assert rows_of(post(ALICE, "3lpost000001a", T0, "hi", langs=langs)).rows["posts"][0][5] == kept
 
 
 def test_follows_and_blocks_point_at_their_subject_account():
@@ -181,6 +198,13 @@ BAD_EVENTS = [
     ("invalid_identity", line(identity(CAROL, T0, seq=-1))),
     ("invalid_account", line({**account(DAVE, T0, True), "account": {"active": "yes"}})),
     ("invalid_account", line(account(DAVE, T0, False, status=["takendown"]))),
+    ("malformed_json", line(post(ALICE, "3lpost000001a", T0, "SURROGATE")).replace(b"SURROGATE", b"\\ud800x")),
+    ("invalid_time_us", _with(dict(LIKE), ["time_us"], 2**63).replace(b"%d" % 2**63, b"%d" % 2**64)),
+    ("invalid_identity", line(identity(CAROL, T0, seq=2**63))),
+    # A value nested ~1000 deep passes orjson but must not reach repr() (it overflows the stack).
+    ("invalid_did", b'{"time_us":%d,"kind":"commit","did":' % T0 + b"[" * 1000 + b"]" * 1000 + b"}"),
+    ("invalid_time_us", b'{"did":"%s","time_us":' % BOB.encode() + b"[" * 1000 + b"]" * 1000 + b"}"),
+    ("unknown_kind", _with(dict(LIKE), ["kind"], "KIND").replace(b'"KIND"', b"[" * 1000 + b"]" * 1000)),
 ]
 
 
@@ -199,6 +223,21 @@ def test_good_events_around_bad_ones_are_all_kept():
     assert batch.rejects == {"malformed_json": 1, "invalid_time_us": 1}
     assert (len(batch.rows["likes"]), len(batch.rows["follows"]), len(batch.rows["posts"])) == (1, 1, 1)
     assert batch.events == 5
+
+
+def test_an_event_whose_mapping_fails_unexpectedly_is_rejected_alone_with_one_traceback(monkeypatch, caplog):
+    def broken(*args):
+        raise KeyError("surprise")
+
+    monkeypatch.setitem(rows.SPECIALISED, "app.bsky.graph.follow", ("follows", broken, rows.graph_tombstone))
+    batch = rows_of(LIKE, FOLLOW, POST, FOLLOW)
+    assert batch.rejects == {"internal_error": 2}
+    assert [row[1:] for row in batch.rows["firehose_rejects"]] == [
+        ("internal_error", "KeyError: 'surprise'", line(FOLLOW).decode().strip())] * 2
+    assert (len(batch.rows["likes"]), len(batch.rows["posts"]), len(batch.rows["follows"])) == (1, 1, 0)
+    assert [row[1] for row in batch.rows["repo_records"]] == ["app.bsky.feed.like", "app.bsky.feed.post"]
+    [logged] = [record for record in caplog.records if "internal_error" in record.message]
+    assert logged.exc_info[0] is KeyError
 
 
 def test_wanted_collections_take_nsids_and_whole_segment_prefixes():

@@ -75,3 +75,31 @@ def test_replaying_the_same_events_twice_leaves_the_same_rows_visible():
     # A late re-delivery of the like itself, older than the tombstone, does not bring it back.
     insert("likes", LIKE_COLUMNS, [like("did:plc:b", "3lb", 11)])
     assert query("SELECT count() FROM likes FINAL") == [(2,)]
+
+
+def test_a_tombstone_that_arrives_before_its_record_still_deletes_it():
+    # A replay or a backfill can bring a record after its delete: the newer time_us wins.
+    insert("likes", LIKE_COLUMNS, [unlike("did:plc:a", "3la", 20, NOW)])
+    insert("posts", POST_COLUMNS, [("did:plc:author", "3kpost", POST_URI, NOW, "", [], 0, "", "", 1, 20)])
+    insert("likes", LIKE_COLUMNS, [like("did:plc:a", "3la", 10), like("did:plc:b", "3lb", 11)])
+    insert("posts", POST_COLUMNS, [("did:plc:author", "3kpost", POST_URI, NOW, "hi", ["en"], 0, "", "", 0, 10)])
+    assert query("SELECT subject_uri, like_count FROM post_like_counts(hours=24)") == [(POST_URI, 1)]
+    assert query("SELECT uri FROM recent_posts") == []
+    assert query("SELECT actor_did FROM likes FINAL") == [("did:plc:b",)]
+
+
+def test_a_delete_of_a_record_older_than_the_history_kept_shows_nothing():
+    insert("likes", LIKE_COLUMNS, [like("did:plc:b", "3lb", 11)])
+    insert("likes", LIKE_COLUMNS, [unlike("did:plc:old", "3jzfcijpj2z2a", 20, NOW)])
+    insert("posts", POST_COLUMNS, [("did:plc:old", "3jzfcijpj2z2a", "at://did:plc:old/app.bsky.feed.post/3jzfcijpj2z2a",
+                                    NOW, "", [], 0, "", "", 1, 21)])
+    assert query("SELECT actor_did FROM likes FINAL") == [("did:plc:b",)]
+    assert query("SELECT subject_uri, like_count FROM post_like_counts(hours=24)") == [(POST_URI, 1)]
+    assert query("SELECT count() FROM recent_posts") == [(0,)]
+
+
+def test_records_whose_keys_are_not_tids_collapse_with_their_tombstones():
+    insert("likes", LIKE_COLUMNS, [like("did:plc:a", "self", 10), like("did:plc:b", "custom-key", 11)])
+    insert("likes", LIKE_COLUMNS, [unlike("did:plc:a", "self", 20, NOW + datetime.timedelta(days=3))])
+    assert query("SELECT actor_did, rkey FROM likes FINAL") == [("did:plc:b", "custom-key")]
+    assert query("SELECT subject_uri, like_count FROM post_like_counts(hours=24)") == [(POST_URI, 1)]

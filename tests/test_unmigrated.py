@@ -31,3 +31,18 @@ def test_the_clickhouse_store_is_checked_too_and_is_all_a_replay_needs(tmp_path)
     assert result.stderr.strip() == (
         "CommandError: the clickhouse database is not migrated: run `manage.py migrate --database clickhouse` first"
     )
+
+
+def test_a_store_missing_only_its_newest_migration_is_refused_too(tmp_path):
+    for database in ("default", "clickhouse"):
+        assert run(tmp_path, "migrate", "--database", database, "-v0").returncode == 0
+    forget = ("from django.db import connections\n"
+              "with connections['clickhouse'].cursor() as cursor:\n"
+              "    cursor.execute(\"DELETE FROM django_migrations WHERE app = 'indexer' AND name = "
+              "(SELECT max(name) FROM django_migrations WHERE app = 'indexer')\")\n")
+    assert run(tmp_path, "shell", "--no-imports", "-c", forget).returncode == 0
+    result = run(tmp_path, "consume_firehose", "--replay", "-")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "CommandError: the clickhouse database is not migrated: run `manage.py migrate --database clickhouse` first"
+    )

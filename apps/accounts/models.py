@@ -11,8 +11,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from skyline import identity
-
 
 class MembershipError(Exception):
     """An account that cannot be added or removed; the message says why, for the person who asked."""
@@ -38,6 +36,8 @@ def resolve_actor(identifier):
     verified now ('' otherwise, e.g. while the PLC directory is unreachable; the member list shows
     the handle Skyline has indexed). A handle must resolve to a DID that claims it back.
     """
+    from skyline import identity  # the atproto SDK: loaded by the roles that resolve names, not all
+
     value = identifier.strip().lstrip("@")
     if value.startswith("did:"):
         if not identity.is_did(value):
@@ -139,9 +139,15 @@ def _digest(plain_key):
 
 
 def key_lookup(text):
-    """The lookup part of a plain key or of its shown prefix (sky_1a2b3c4d); '' when it has none."""
+    """The lookup part of a plain key or of its shown prefix (sky_1a2b3c4d); '' when it has none.
+
+    A key imported from bsky-experiments is any other text: its lookup is derived from it by a keyed
+    hash, so it is found the same way without its text being stored.
+    """
     text = text or ""
-    lookup = text[len(KEY_PREFIX):len(KEY_PREFIX) + 8] if text.startswith(KEY_PREFIX) else ""
+    if not text.startswith(KEY_PREFIX):
+        return salted_hmac("apps.accounts.APIKey.lookup", text, algorithm="sha256").hexdigest()[:8] if text else ""
+    lookup = text[len(KEY_PREFIX):len(KEY_PREFIX) + 8]
     return lookup if len(lookup) == 8 else ""
 
 
@@ -156,6 +162,16 @@ class APIKeyQuerySet(models.QuerySet):
         plain = key.issue()
         key.save()
         return key, plain
+
+    def import_key(self, plain_key, name, label=None):
+        """Keep a key its holder already has (from bsky-experiments) working: (key, whether it is new)."""
+        lookup = key_lookup(plain_key)
+        existing = self.filter(lookup=lookup).first()
+        if existing is not None:
+            return existing, False
+        key = self.create(name=name, label=label, lookup=lookup, digest=_digest(plain_key), imported=True)
+        cache.delete(_cache_key(lookup))
+        return key, True
 
     def authenticate(self, plain_key):
         """The live key whose plain text is `plain_key`, or None.
@@ -192,6 +208,9 @@ class APIKey(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    imported = models.BooleanField(
+        default=False, editable=False, help_text="a key carried over from bsky-experiments, as its holder has it"
+    )
 
     objects = APIKeyQuerySet.as_manager()
 

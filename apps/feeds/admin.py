@@ -9,21 +9,21 @@ from django.utils.timesince import timesince
 
 from . import preview, snapshots
 from .models import Feed
-from .publishing import PublishError, publish_feeds, unpublish_feeds
 from .registry import FeedSpec
 
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["alias", "display_name", "kind", "enabled", "private", "label", "post_count", "last_computed"]
-    list_filter = ["kind", "enabled", "private"]
+    list_display = ["alias", "display_name", "kind", "enabled", "listed", "private", "label", "post_count",
+                    "last_computed"]
+    list_filter = ["kind", "enabled", "listed", "private"]
     search_fields = ["alias", "display_name", "description"]
     readonly_fields = ["uri", "created_at", "updated_at", "post_count", "last_computed", "first_page"]
     actions = ["recompute", "publish", "unpublish"]
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
-            (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled"]}),
+            (None, {"fields": ["alias", "uri", "kind", "display_name", "description", "enabled", "listed"]}),
             ("Algorithm", {"fields": ["parameters", "label", "pinned_posts"]}),
             ("Access", {"fields": ["private", "placeholder"]}),
             ("History", {"fields": ["created_at", "updated_at"]}),
@@ -63,17 +63,20 @@ class FeedAdmin(admin.ModelAdmin):
         if len(feeds) < queryset.count():
             self.message_user(request, "Disabled feeds are not published.", messages.WARNING)
         if feeds:
-            self._publishing(request, "Published", publish_feeds, feeds, avatar_path=settings.FEED_AVATAR or None)
+            self._publishing(request, "Published", "publish_feeds", feeds, avatar_path=settings.FEED_AVATAR or None)
 
     @admin.action(description="Remove the selected feeds from Bluesky")
     def unpublish(self, request, queryset):
-        self._publishing(request, "Removed", unpublish_feeds, list(queryset))
+        self._publishing(request, "Removed", "unpublish_feeds", list(queryset))
 
     def _publishing(self, request, done, action, feeds, **options):
         """Run publish_feeds or unpublish_feeds with the configured app password, and say how it went."""
+        # Imported here: publishing loads the atproto SDK, and every command imports this module.
+        from . import publishing
+
         try:
-            uris = action(feeds, settings.FEED_ACTOR_APP_PASSWORD, **options)
-        except PublishError as exc:
+            uris = getattr(publishing, action)(feeds, settings.FEED_ACTOR_APP_PASSWORD, **options)
+        except publishing.PublishError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(request, f"{done} {len(uris)} feed(s): {', '.join(uris)}", messages.SUCCESS)

@@ -2,8 +2,9 @@
 
 Reads go through the truth views (`recent_posts`, `post_like_counts(hours=N)`: FINAL, tombstones
 applied), so deleted posts and undone likes never count, and skip accounts in `hidden_accounts`
-(deleted, taken down, deactivated or suspended). Each function returns the whole list (at most
-`max_posts`); paging happens over a stored snapshot of it (`snapshots.py`).
+(deleted, taken down, deactivated or suspended). `compute` returns the whole list (at most
+`max_posts`); paging happens over a stored snapshot of it (`snapshots.py`). `posts` and `likes` are
+sorted by record key (time), so each statement reads its window, not the history.
 """
 
 from django.db import connections
@@ -54,34 +55,38 @@ LIMIT %(max_posts)s
 """
 
 
-def _uris(sql, params):
-    with connections["clickhouse"].cursor() as cursor:
-        cursor.execute(sql, params)
-        return [{"post": uri} for (uri,) in cursor.fetchall()]
+def _hot(spec):
+    return _HOT, spec.parameters
 
 
-def hot(spec):
-    return _uris(_HOT, spec.parameters)
+def _top(spec):
+    return _TOP, spec.parameters
 
 
-def top(spec):
-    return _uris(_TOP, spec.parameters)
-
-
-def community(spec):
+def _community(spec):
     members = label_members(spec.label_id, spec.refresh_seconds)
     if not members:
-        return []
-    return _uris(_COMMUNITY, {**spec.parameters, "members": tuple(sorted(members))})
+        return None
+    return _COMMUNITY, {**spec.parameters, "members": tuple(sorted(members))}
 
 
-def pinned(spec):
-    return list(spec.pinned)
+STATEMENTS = {Kind.HOT: _hot, Kind.TOP: _top, Kind.LABEL: _community}
 
 
-ALGORITHMS = {Kind.HOT: hot, Kind.TOP: top, Kind.LABEL: community, Kind.STATIC: pinned}
+def statement(spec):
+    """(sql, params) that compute the feed `spec`, or None when it reads no table (static, or no members)."""
+    build = STATEMENTS.get(spec.kind)
+    return build(spec) if build is not None else None
 
 
 def compute(spec):
     """The full skeleton of the feed `spec`, best first."""
-    return ALGORITHMS[spec.kind](spec)
+    if spec.kind == Kind.STATIC:
+        return list(spec.pinned)
+    found = statement(spec)
+    if found is None:
+        return []
+    sql, params = found
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [{"post": uri} for (uri,) in cursor.fetchall()]

@@ -14,7 +14,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Query, Schema
+from django.views.decorators.http import require_GET
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel
 
@@ -65,11 +66,6 @@ def _auth_error(request, exc):
     return _json({"error": exc.error, "message": exc.message}, 401)
 
 
-@api.exception_handler(snapshots.BadCursor)
-def _bad_cursor(request, exc):
-    return _json({"error": "InvalidRequest", "message": str(exc)}, 400)
-
-
 @api.exception_handler(HttpError)
 def _unreadable_request(request, exc):
     # What ninja itself refuses, such as a body that is not JSON.
@@ -102,13 +98,8 @@ def did_document(request):
 
 @api.get("/xrpc/app.bsky.feed.describeFeedGenerator")
 def describe_feed_generator(request):
-    return _json({"did": settings.SERVICE_DID, "feeds": [{"uri": spec.uri} for spec in served_feeds().values()]})
-
-
-class SkeletonQuery(Schema):
-    feed: str
-    limit: int = Field(50, ge=1, le=100)
-    cursor: str | None = None
+    feeds = [{"uri": spec.uri} for spec in served_feeds().values() if spec.listed]
+    return _json({"did": settings.SERVICE_DID, "feeds": feeds})
 
 
 def _served_feed(uri):
@@ -124,20 +115,40 @@ def _served_feed(uri):
     return spec
 
 
-@api.get("/xrpc/app.bsky.feed.getFeedSkeleton")
-def get_feed_skeleton(request, query: Query[SkeletonQuery]):
+def _skeleton_query(parameters):
+    """(feed, limit, cursor) of a getFeedSkeleton query string, as the lexicon bounds them."""
+    feed = parameters.get("feed")
+    if not feed:
+        raise XrpcError(400, "InvalidRequest", "feed: Field required")
+    limit = parameters.get("limit", "50")
+    if not (len(limit) <= 3 and limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 100):
+        raise XrpcError(400, "InvalidRequest", "limit: must be an integer from 1 to 100")
+    return feed, int(limit), parameters.get("cursor") or None
+
+
+@require_GET
+def get_feed_skeleton(request):
+    """A plain view rather than a ninja operation: this is the hot path, and ninja's parameter
+    validation cost more than the view's own work (see also skyline/hot_paths.py)."""
     started = time.perf_counter()
-    viewer_did = viewer(request, GET_FEED_SKELETON)
-    spec = _served_feed(query.feed)
-    if spec.visible_to(viewer_did):
-        items, cursor = snapshots.page(spec, query.cursor or None, query.limit)
-    else:
-        items, cursor = spec.placeholder[:query.limit], None
-    body = {"feed": items, "cursor": cursor} if cursor else {"feed": items}
-    response = _json(body)
+    try:
+        feed, limit, cursor = _skeleton_query(request.GET)
+        viewer_did = viewer(request, GET_FEED_SKELETON)
+        spec = _served_feed(feed)
+        if spec.visible_to(viewer_did):
+            items, next_cursor = snapshots.page(spec, cursor, limit)
+        else:
+            items, next_cursor = spec.placeholder[:limit], None
+    except XrpcError as exc:
+        return _xrpc_error(request, exc)
+    except AuthError as exc:
+        return _auth_error(request, exc)
+    except snapshots.BadCursor as exc:
+        return _json({"error": "InvalidRequest", "message": str(exc)}, 400)
+    response = _json({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
     now = timezone.now()
     analytics.feed_requests.add((
-        spec.alias, viewer_did or "", query.limit, int(bool(query.cursor)),
+        spec.alias, viewer_did or "", limit, int(cursor is not None),
         int((time.perf_counter() - started) * 1e6), now, int(now.timestamp() * 1e6),
     ))
     metrics.observe(spec.alias, viewer_did, time.perf_counter() - started)

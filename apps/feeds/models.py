@@ -86,6 +86,10 @@ class Feed(models.Model):
     display_name = models.CharField(max_length=64)
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True, help_text="Disabled feeds answer UnknownFeed")
+    listed = models.BooleanField(
+        default=True,
+        help_text="Listed in describeFeedGenerator; an unlisted feed still answers (e.g. a retired alias)",
+    )
     private = models.BooleanField(default=False, help_text="Only viewers holding the label see the posts")
     label = models.ForeignKey(
         Label, on_delete=models.PROTECT, null=True, blank=True, related_name="feeds",

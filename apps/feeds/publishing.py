@@ -73,12 +73,17 @@ class Publisher:
             raise PublishError(
                 f"FEED_ACTOR_DID ({self.did}) must be the Bluesky account that publishes the feeds: {exc}"
             ) from None
-        self._client = XrpcClient(pds)
+        try:
+            self._client = XrpcClient(pds)
+        except XrpcError as exc:
+            raise PublishError(f"cannot call the PDS of FEED_ACTOR_DID ({pds}): {exc}") from None
         try:
             session = self._client.create_session(identifier or self.did, app_password)
         except XrpcError as exc:
             self._client.close()
-            raise PublishError(f"could not sign in as {identifier or self.did} at {pds}: {exc}") from None
+            raise PublishError(
+                f"could not sign in as {identifier or self.did} at {pds}: {exc.detail}"
+            ) from None
         if session["did"] != self.did:
             self._client.close()
             raise PublishError(f"{identifier} is {session['did']}, not FEED_ACTOR_DID ({self.did})")
@@ -95,14 +100,14 @@ class Publisher:
         try:
             return self._client.upload_blob(self._token, data, mime_type)
         except XrpcError as exc:
-            raise PublishError(f"could not upload the avatar: {exc}") from None
+            raise PublishError(f"could not upload the avatar: {exc.detail}") from None
 
     def publish(self, feed, avatar=None):
         """Put `feed`'s generator record; its at-uri."""
         try:
             self._client.put_record(self._token, self.did, GENERATOR, feed.alias, generator_record(feed, avatar))
         except XrpcError as exc:
-            raise PublishError(f"could not publish {feed.alias}: {exc}") from None
+            raise PublishError(f"could not publish {feed.alias}: {exc.detail}") from None
         logger.info("published feed %s", feed.uri)
         return feed.uri
 
@@ -112,7 +117,7 @@ class Publisher:
             self._client.delete_record(self._token, self.did, GENERATOR, feed.alias)
         except XrpcError as exc:
             if not exc.says("Could not find record"):
-                raise PublishError(f"could not unpublish {feed.alias}: {exc}") from None
+                raise PublishError(f"could not unpublish {feed.alias}: {exc.detail}") from None
         logger.info("unpublished feed %s", feed.uri)
         return feed.uri
 

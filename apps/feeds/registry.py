@@ -25,6 +25,7 @@ class FeedSpec:
     kind: str
     parameters: dict
     private: bool
+    listed: bool
     label_id: int | None
     pinned: tuple
     placeholder: tuple
@@ -37,6 +38,7 @@ class FeedSpec:
             kind=feed.kind,
             parameters=feed.effective_parameters(),
             private=feed.private,
+            listed=feed.listed,
             label_id=feed.label_id,
             pinned=tuple({"post": uri, "reason": PIN} for uri in post_uris(feed.pinned_posts)),
             placeholder=tuple({"post": uri} for uri in post_uris(feed.placeholder)),
@@ -52,7 +54,7 @@ class FeedSpec:
 
 
 def served_feeds():
-    """The enabled feeds by alias, in the order describeFeedGenerator lists them."""
+    """The enabled feeds by alias (listed or not), in the order describeFeedGenerator lists them."""
     feeds = cache.get(REGISTRY_KEY)
     if feeds is None:
         feeds = {feed.alias: FeedSpec.of(feed) for feed in Feed.objects.filter(enabled=True)}

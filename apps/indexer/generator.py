@@ -3,8 +3,9 @@
 The mix follows the network (research notes §E2): about 55 % likes, 10 % posts, reposts,
 follows, blocks, other lexicons, deletes and updates of earlier records, identity and account
 events. Activity and popularity are heavy-tailed (a few accounts do much of the acting and a few
-posts get most of the likes), posts have replies, languages and media, and `time_us` is not
-monotonic. The same seed always gives the same stream; every DID is made up.
+posts get most of the likes), attention goes to what is recent (so a stream spread over days
+trends hour by hour, as the feeds expect), posts have replies, languages and media, and `time_us`
+is not monotonic. The same seed always gives the same stream; every DID is made up.
 """
 
 import datetime
@@ -56,8 +57,9 @@ def tid(time_us, clock_id):
 
 class EventGenerator:
     def __init__(self, seed=0, accounts=20_000, start_time_us=1_783_000_000_000_000, rate=350.0,
-                 jitter_seconds=0.01):
-        """`rate` events a second from `start_time_us`, each time_us off by up to ~`jitter_seconds`."""
+                 jitter_seconds=0.01, attention_hours=0.5):
+        """`rate` events a second from `start_time_us`, each time_us off by up to ~`jitter_seconds`;
+        likes, reposts and replies go to posts made or liked within the last `attention_hours`."""
         self.rng = random.Random(seed)
         self.start_time_us = start_time_us
         self.step_us = 1_000_000 / rate
@@ -68,7 +70,10 @@ class EventGenerator:
         self._kinds = [kind for _, kind in MIX]
         self._kind_weights = list(accumulate(share for share, _ in MIX))
         self.posts = []  # (did, rkey, uri, root_uri)
-        self._attention = []  # post indices, once per like or reply: preferential attachment
+        self._post_times = []  # time_us of each post, in the order of self.posts
+        self._attention = []  # (time_us, post index), once per like or reply: preferential attachment
+        self._attention_us = attention_hours * 3_600_000_000
+        self._now = start_time_us
         self.records = []  # (did, collection, rkey) of live records, for deletes
         self._seq = 31_000_000_000
         self._clock = 0
@@ -81,6 +86,7 @@ class EventGenerator:
     def events(self, count):
         for index in range(count):
             time_us = int(self.start_time_us + index * self.step_us + self.rng.gauss(0, self.jitter_us))
+            self._now = time_us
             kind = self._kinds[bisect_left(self._kind_weights, self.rng.random() * self._kind_weights[-1])]
             yield getattr(self, f"_{kind}")(self._actor(), time_us)
 
@@ -115,12 +121,20 @@ class EventGenerator:
         return self._commit(did, time_us, "create", collection, rkey, record)
 
     def _popular_post(self):
-        """A post, chosen mostly in proportion to the attention it already has."""
-        if self._attention and self.rng.random() < 0.8:
-            index = self.rng.choice(self._attention)
+        """A recent post, chosen mostly in proportion to the attention it has had lately."""
+        since = self._now - self._attention_us
+        recent_attention = bisect_left(self._attention, (since,))
+        if recent_attention > len(self._attention) // 2:  # keep only what can still be chosen
+            del self._attention[:recent_attention]
+            recent_attention = 0
+        # A recent post (any post when none is recent; the list is in stream order).
+        first_recent = min(bisect_left(self._post_times, since), len(self.posts) - 1)
+        if recent_attention < len(self._attention) and self.rng.random() < 0.8:
+            index = self._attention[self.rng.randrange(recent_attention, len(self._attention))][1]
         else:
-            index = self.rng.randrange(len(self.posts))
-        self._attention.append(index)
+            index = self.rng.randrange(first_recent, len(self.posts))
+        if index >= first_recent:  # an old post gets a like now and then, but does not trend again
+            self._attention.append((self._now, index))
         return self.posts[index]
 
     def _strong_ref(self, post):
@@ -170,6 +184,7 @@ class EventGenerator:
         event = self._created(did, time_us, POST, record)
         rkey = event["commit"]["rkey"]
         self.posts.append((did, rkey, f"at://{did}/{POST}/{rkey}", root_uri))
+        self._post_times.append(time_us)
         return event
 
     def _like(self, did, time_us):

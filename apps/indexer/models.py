@@ -6,6 +6,9 @@ columns a tombstone has (the record's repo and rkey): the tombstone then replace
 deletes, wherever the row came from. Tables are not partitioned by record time for the same
 reason (a tombstone's time differs from the record's). Readers that need the truth read FINAL,
 which hides replaced versions and deleted records.
+
+`posts` and `likes`, which the feeds read by the hour, put the rkey first: record keys are TIDs
+(times), so the rows of a window lie together and FINAL reads the window, not the history.
 """
 
 from clickhouse_backend import models
@@ -55,10 +58,12 @@ class Post(FirehoseTable):
 
     class Meta:
         db_table = "posts"
-        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("did", "rkey"))
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("rkey", "did"))
         indexes = [
             models.Index(fields=["created_at"], name="posts_created_at", type=models.MinMax(), granularity=1),
             models.Index(fields=["uri"], name="posts_uri", type=models.BloomFilter(0.01), granularity=4),
+            # Sorted by record key, an account's posts are spread over the table: this finds them.
+            models.Index(fields=["did"], name="posts_did", type=models.BloomFilter(0.01), granularity=1),
         ]
 
 
@@ -80,7 +85,7 @@ class SubjectRecord(FirehoseTable):
 class Like(SubjectRecord):
     class Meta:
         db_table = "likes"
-        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("actor_did", "rkey"))
+        engine = models.ReplacingMergeTree("time_us", "deleted", order_by=("rkey", "actor_did"))
         indexes = [
             models.Index(fields=["created_at"], name="likes_created_at", type=models.MinMax(), granularity=1),
             models.Index(fields=["subject_uri"], name="likes_subject_uri", type=models.BloomFilter(0.01), granularity=4),

@@ -17,7 +17,6 @@ import re
 import threading
 import time
 
-import httpx
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -26,12 +25,15 @@ from redis import RedisError
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff
+from skyline import outbound
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "skyline-plc-export/1.0"
 PAGE_SIZE = 1000
 MAX_LINE_BYTES = 1_000_000
+# A page of PAGE_SIZE operations is about a megabyte; the directory is trusted, its answers still capped.
+PAGE_BYTES = 64 * 1024 * 1024
 TIMEOUT = 30.0
 MAX_RETRY_AFTER = 300.0
 COLUMNS = ("did", "cid", "operation_type", "created_at", "handle", "pds", "nullified", "operation_json", "time_us")
@@ -184,8 +186,7 @@ class PlcExporter:
 
     def run(self):
         try:
-            with httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT,
-                                                        "Accept": "application/jsonlines"}) as http:
+            with outbound.Client(self.url, trusted=True) as http:
                 self._export(http)
         finally:
             self._report(state=STOPPED)
@@ -243,14 +244,18 @@ class PlcExporter:
 
     def _fetch(self, http, after):
         try:
-            response = http.get(f"{self.url}/export", params={"count": self.page_size, "after": after})
-        except httpx.HTTPError as exc:
-            raise FetchFailed("network", f"{self.url} could not be reached ({type(exc).__name__})") from None
-        if response.status_code == 429:
+            response = http.request(
+                "GET", "/export", limit=PAGE_BYTES, seconds=TIMEOUT,
+                params={"count": self.page_size, "after": after},
+                headers={"User-Agent": USER_AGENT, "Accept": "application/jsonlines"},
+            )
+        except outbound.OutboundError as exc:
+            raise FetchFailed("network", f"{self.url}: {exc}") from None
+        if response.status == 429:
             raise FetchFailed("rate_limited", "the directory is rate limiting us",
                               _retry_after(response.headers.get("Retry-After")))
-        if response.status_code != 200:
-            raise FetchFailed("http_status", f"/export answered HTTP {response.status_code}")
+        if response.status != 200:
+            raise FetchFailed("http_status", f"/export answered HTTP {response.status}")
         page = Page(response.content, self.page_size)
         if page.skipped:
             metrics.PLC_SKIPPED_LINES.inc(page.skipped)

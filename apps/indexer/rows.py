@@ -4,12 +4,59 @@ A RowBatch takes raw events (bytes of JSON) one at a time and appends plain tupl
 table, in each table's COLUMNS order, ready for `insert_rows`. An event that cannot be indexed is
 rejected whole (none of its rows are kept) with a reason from REASONS, and its raw bytes go to the
 dead-letter table. Every check is a type test or a compiled regex: this runs ~30,000 times a second.
+
+Any field of any record can hold any JSON type (a PDS may skip lexicon validation), so every field
+read is type-tested before use. The rule: a field whose value the row stores as content or as a
+key (text, a subject, a reply or blob reference, a handle, a status) rejects the event when its type
+or shape is wrong, since a stand-in would show users something the author never wrote; a field
+that only qualifies the record is sanitised to what its absence means.
+
+| field                                       | wrong type or shape              |
+|---------------------------------------------|----------------------------------|
+| the event itself (not an object)            | reject not_an_object             |
+| time_us (an int in 2009..2200; bools, floats and huge integers are not) | reject invalid_time_us |
+| did                                         | reject invalid_did               |
+| kind (commit, identity, account)            | reject unknown_kind              |
+| commit (an object)                          | reject invalid_commit            |
+| commit.collection (an NSID)                 | reject invalid_collection        |
+| commit.rkey                                 | reject invalid_rkey              |
+| commit.operation (create, update, delete)   | reject invalid_operation         |
+| commit.record (an object, on create/update) | reject invalid_record            |
+| commit.record nested deeper than 32         | reject too_deep                  |
+| commit.cid, commit.rev, unknown fields      | not read: any type               |
+| post text (a string; absent: "")            | reject invalid_record            |
+| post reply (an object or absent/null)       | reject invalid_record            |
+| post reply.parent/root (strong ref or absent/null) | reject invalid_record, invalid_at_uri |
+| post langs (a list)                         | sanitised: not a list -> [], non-string items dropped |
+| post embed, embed.$type, embed.media.$type  | sanitised: not an object, or a $type not a string -> no media |
+| post facets, other record fields            | not read (kept in repo_records as they came) |
+| like/repost subject (a strong ref: object with an at-uri) | reject invalid_record, invalid_at_uri |
+| follow/block subject (a DID string)         | reject invalid_did               |
+| profile displayName, description (a string; absent: "") | reject invalid_record |
+| profile avatar, banner (a blob or absent/null) | reject invalid_record         |
+| createdAt, identity/account time (ISO 8601, 1970..2200) | sanitised: the event time |
+| identity (an object)                        | reject invalid_identity          |
+| identity handle (a string of <= 253; absent: "") | reject invalid_identity     |
+| account (an object)                         | reject invalid_account           |
+| account active (a boolean)                  | reject invalid_account           |
+| account status (a string of <= 64; absent: "") | reject invalid_account        |
+| identity/account seq (an int in 0..2^63; absent: 0) | reject invalid_identity/account |
+
+Whatever the JSON: lone surrogates, NaN, numbers that overflow a double and invalid UTF-8 are
+malformed_json (orjson refuses them); integers beyond 64 bits arrive as floats (so fail the int
+checks above); an event over `max_event_bytes` is oversized; nesting beyond orjson's 1024 levels is
+too_deep. A reject's detail never repr()s a container (a deep one overflows the stack). Should
+mapping one event raise anyway, RowBatch.add rejects it as internal_error rather than stop the
+consumer; an event's rows are appended only once all of them are made, so none of it is kept.
 """
 
 import datetime
+import logging
 import re
 
 import orjson
+
+logger = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,6 +124,8 @@ REASONS = (
     "invalid_identity",
     "invalid_account",
     "undecodable_frame",
+    "internal_error",
+    "store_refused",  # counted by the writer, one per row the store would not take
 )
 
 # Collections that get a label of their own in the metrics; the rest (any NSID can appear) are "other".
@@ -85,6 +134,13 @@ METRIC_COLLECTIONS = frozenset({
     "app.bsky.feed.threadgate", "app.bsky.feed.postgate", "app.bsky.feed.generator", "app.bsky.graph.starterpack",
     "app.bsky.graph.listblock", "app.bsky.actor.status",
 })
+
+
+def _shown(value):
+    """A short, safe description of a field's unexpected value for a reject's detail."""
+    if type(value) is dict or type(value) is list:
+        return f"{type(value).__name__} of {len(value)}"
+    return repr(value[:200] if type(value) is str else value)[:200]
 
 
 class Rejected(Exception):
@@ -162,11 +218,15 @@ def has_embedded_media(embed):
     if type(embed) is not dict:
         return 0
     kind = embed.get("$type")
+    if type(kind) is not str:
+        return 0
     if kind in _MEDIA_EMBEDS:
         return 1
     if kind == "app.bsky.embed.recordWithMedia":
         media = embed.get("media")
-        return 1 if type(media) is dict and media.get("$type") in _MEDIA_EMBEDS else 0
+        if type(media) is dict:
+            kind = media.get("$type")
+            return 1 if type(kind) is str and kind in _MEDIA_EMBEDS else 0
     return 0
 
 
@@ -197,7 +257,7 @@ def graph_row(did, rkey, record, event_time, time_us):
     """A follow's or a block's row: the account it points at."""
     target = record.get("subject")
     if type(target) is not str or _DID.fullmatch(target) is None:
-        raise Rejected("invalid_did", f"subject {str(target)[:200]!r}")
+        raise Rejected("invalid_did", f"subject {_shown(target)}")
     return (did, rkey, target, created_at(record.get("createdAt"), event_time), 0, time_us)
 
 
@@ -309,6 +369,12 @@ class RowBatch:
             self._add_event(event)
         except Rejected as rejected:
             self.reject(rejected, raw)
+        except Exception as exc:
+            # The type checks leave no known shape here; should one slip through, it costs that
+            # event, not the consumer. One traceback per batch at most.
+            if "internal_error" not in self.rejects:
+                logger.exception("firehose: mapping an event failed; rejected as internal_error")
+            self.reject(Rejected("internal_error", f"{type(exc).__name__}: {exc}"[:200]), raw)
 
     def add_undecodable(self, raw, detail):
         """Reject a frame that did not even decompress to an event."""
@@ -320,12 +386,12 @@ class RowBatch:
             raise Rejected("not_an_object", type(event).__name__)
         time_us = event.get("time_us")
         if type(time_us) is not int or not MIN_TIME_US < time_us < MAX_TIME_US:
-            raise Rejected("invalid_time_us", repr(time_us)[:200])
+            raise Rejected("invalid_time_us", _shown(time_us))
         if self.max_time_us is None or time_us > self.max_time_us:
             self.max_time_us = time_us
         did = event.get("did")
         if type(did) is not str or _DID.fullmatch(did) is None:
-            raise Rejected("invalid_did", repr(did)[:200])
+            raise Rejected("invalid_did", _shown(did))
         kind = event.get("kind")
         if kind == "commit":
             collection = self._add_commit(did, time_us, event.get("commit"))
@@ -339,7 +405,7 @@ class RowBatch:
             self._add_account(did, time_us, event.get("account"))
             key = ("account", "")
         else:
-            raise Rejected("unknown_kind", repr(kind)[:200])
+            raise Rejected("unknown_kind", _shown(kind))
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
 
@@ -349,12 +415,12 @@ class RowBatch:
             raise Rejected("invalid_commit", "commit is not an object")
         collection = commit.get("collection")
         if type(collection) is not str or _NSID.fullmatch(collection) is None:
-            raise Rejected("invalid_collection", repr(collection)[:200])
+            raise Rejected("invalid_collection", _shown(collection))
         if self.wanted is not None and not self.wanted(collection):
             return None
         rkey = commit.get("rkey")
         if type(rkey) is not str or _RKEY.fullmatch(rkey) is None:
-            raise Rejected("invalid_rkey", repr(rkey)[:200])
+            raise Rejected("invalid_rkey", _shown(rkey))
         operation = commit.get("operation")
         event_time = EPOCH + datetime.timedelta(microseconds=time_us)
         specialised = SPECIALISED.get(collection)
@@ -373,7 +439,7 @@ class RowBatch:
                 self.rows[table].append(make_tombstone(did, rkey, event_time, time_us))
             self.rows["repo_records"].append((did, collection, rkey, "delete", "", event_time, 1, time_us))
         else:
-            raise Rejected("invalid_operation", repr(operation)[:200])
+            raise Rejected("invalid_operation", _shown(operation))
         return collection
 
     def _add_identity(self, did, time_us, identity):

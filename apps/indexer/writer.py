@@ -3,8 +3,16 @@
 The reader hands over a full batch and goes on parsing while the previous one is inserted (chDB
 and the server driver both release the GIL while they write). At most `max_pending` batches wait:
 beyond that `submit` blocks, which is the back-pressure that keeps memory bounded.
+
+Two kinds of failed insert are told apart by the store's error code. The store being unavailable
+(down, missing table, out of memory...) is retried until it comes back, the cursor held. The store
+refusing the rows' content (a value its column cannot take) would fail the same way forever: the
+writer then bisects the rows to find the ones it refuses, writes the rest, and keeps those few as
+`store_refused` dead letters (the row as JSON), so the cursor only moves once every good row is in.
 """
 
+import datetime
+import json
 import logging
 import queue
 import random
@@ -21,6 +29,59 @@ logger = logging.getLogger(__name__)
 
 _CLOSE = object()
 REJECT_LOG_INTERVAL = 10.0
+
+# ClickHouse error codes that say rows cannot go into their columns, whatever the store's health.
+CONTENT_ERROR_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    7,  # INCORRECT_NUMBER_OF_COLUMNS
+    25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    128,  # TOO_LARGE_ARRAY_SIZE
+    130,  # CANNOT_READ_ARRAY_FROM_TEXT
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    376,  # CANNOT_PARSE_UUID
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (a materialized view's throwIf)
+    407,  # DECIMAL_OVERFLOW
+    441,  # CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
+    467,  # CANNOT_PARSE_BOOL
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})
+MAX_REFUSAL_DETAIL = 300
+
+
+def store_refused(exc):
+    """Whether `exc`, raised by an insert, is the store refusing the rows' content rather than being
+    unavailable: a ClickHouse content error code, or a value the driver could not even encode."""
+    if isinstance(exc, DatabaseError):
+        driver_error = exc.__cause__ or exc  # Django's wrapper, then the DB-API error holding the code
+        cause = driver_error.args[0] if driver_error.args else None
+        return getattr(cause, "code", None) in CONTENT_ERROR_CODES
+    return isinstance(exc, (TypeError, ValueError))
+
+
+def _safe_text(text):
+    """`text` as valid UTF-8 (lone surrogates spelt as escapes), so a dead letter can always be stored."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def dead_letter(table, row, exc):
+    """A firehose_rejects row for a `row` of `table` that the store refused with `exc`."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    reason = next((line for line in lines if "Exception:" in line), lines[0])
+    raw = json.dumps(dict(zip(COLUMNS[table], row)), ensure_ascii=False, default=str)
+    return (datetime.datetime.now(datetime.timezone.utc), "store_refused",
+            _safe_text(f"{table}: {reason}"[:MAX_REFUSAL_DETAIL]), _safe_text(raw))
 
 
 class WriteFailed(Exception):
@@ -81,12 +142,20 @@ class Writer:
 
     def _write(self, batch):
         started = time.perf_counter()
+        refused = []
         for table, rows in batch.rows.items():
             if rows:
-                if not self._retrying(connections["clickhouse"].insert_rows, (table, COLUMNS[table], rows),
-                                      f"writing {len(rows)} rows to {table}"):
+                if not self._insert(table, rows, refused):
                     return
                 metrics.BATCH_ROWS.labels(table).observe(len(rows))
+        if refused:
+            dead = [dead_letter(*item) for item in refused]
+            if not self._retrying(connections["clickhouse"].insert_rows,
+                                  ("firehose_rejects", COLUMNS["firehose_rejects"], dead),
+                                  f"writing {len(dead)} refused rows to firehose_rejects"):
+                return
+            batch.rejects["store_refused"] = len(dead)
+            batch.examples["store_refused"] = dead[0][2]
         newest = batch.max_time_us
         if newest is not None and (self.written_time_us is None or newest > self.written_time_us):
             if self._cursor is not None:
@@ -97,14 +166,33 @@ class Writer:
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         self._account(batch)
 
+    def _insert(self, table, rows, refused):
+        """Insert `rows` into `table`, splitting them in halves around any the store refuses for their
+        content (appended to `refused` with the error); False when the store stayed unavailable
+        until the writer gave up."""
+        try:
+            return self._retrying(connections["clickhouse"].insert_rows, (table, COLUMNS[table], rows),
+                                  f"writing {len(rows)} rows to {table}")
+        except Exception as exc:
+            if not store_refused(exc):
+                raise
+            if len(rows) == 1:
+                refused.append((table, rows[0], exc))
+                return True
+        middle = len(rows) // 2
+        return self._insert(table, rows[:middle], refused) and self._insert(table, rows[middle:], refused)
+
     def _retrying(self, action, args, what):
-        """Run `action(*args)` until it works (True) or, once closing, until the attempts run out."""
+        """Run `action(*args)` until it works (True) or, once closing, until the attempts run out.
+        A refusal of the content is raised at once: trying again cannot help."""
         attempt = 0
         while True:
             try:
                 action(*args)
                 return True
             except (DatabaseError, RedisError) as exc:
+                if store_refused(exc):
+                    raise
                 attempt += 1
                 metrics.WRITE_ERRORS.inc()
                 self.last_error = f"{what}: {exc}"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from skyline import identity
 from skyline.bodies import JsonParser, http_error_message
+from skyline.clients import client_address
 
 from . import cleanup, lists, metrics, search, stats
 from .links import LinkError, at_uri_for_link, bsky_app_url
@@ -152,6 +153,7 @@ def start_cleanup(request, body: CleanupRequest):
         body.cleanup_types,
         body.delete_until_days_ago,
         body.actually_delete_stuff,
+        client=client_address(request),
     )
     metrics.cleanup_requested(answer)
     return answer
@@ -173,7 +175,7 @@ def cleanup_status(request, job_id: str = "", did: str = ""):
     if did:
         if not identity.is_did(did):
             return _error("did is not a valid DID", 400)
-        jobs = [job.status() for job in CleanupJob.objects.filter(repo=did).order_by("-updated_at")[:100]]
+        jobs = cleanup.jobs_of(did)
         return jobs if jobs else _error("no jobs found for the provided DID", 404)
     return _error("must specify either job_id or did in query params", 400)
 
@@ -195,7 +197,11 @@ def cancel_cleanup(request, job_id: str = "", body: CancelRequest | None = None)
     authorization = request.headers.get("Authorization", "")
     access_token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else ""
     cleanup.cancel_cleanup(
-        job, identifier=body.identifier, app_password=body.app_password, access_token=access_token
+        job,
+        identifier=body.identifier,
+        app_password=body.app_password,
+        access_token=access_token,
+        client=client_address(request),
     )
     return {"message": "job cancelled"}
 

@@ -11,6 +11,7 @@ What counts as media: images, a video, or a quote with images or a video. (The s
 images, and only images when the job was created, so dry runs and jobs could disagree.)
 """
 
+import contextlib
 import datetime
 import logging
 import re
@@ -21,12 +22,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from skyline import identity
+from skyline import identity, outbound
 
 from . import metrics
 from .models import CleanupJob
-from .ratelimit import RateLimiter
-from .repos import Repo, RepoError
+from .ratelimit import FailureLimit, RateLimiter
+from .repos import RepoError, fetch_repo
 from .xrpc import XrpcClient, XrpcError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ _ACCOUNT_GONE = (
     "AccountTakedown",
     "RepoNotFound",
 )
+
+
+# Wrong passwords: a few per account, a few more per client, in a quarter of an hour.
+SIGN_IN_FAILURES_PER_IDENTIFIER = FailureLimit("cleanup:signin:identifier", 5, 900)
+SIGN_IN_FAILURES_PER_CLIENT = FailureLimit("cleanup:signin:client", 20, 900)
 
 
 class CleanupError(Exception):
@@ -102,38 +108,60 @@ def login_host(pds):
     return settings.ENTRYWAY_URL if host.endswith(".host.bsky.network") else pds
 
 
-def _sign_in(identifier, app_password):
-    """A new session for a handle, DID or email and an app password."""
+def _login_client(host):
+    """An XrpcClient for a sign-in host: the entryway is the operator's, any other host a stranger's."""
+    return XrpcClient(host, trusted=host == settings.ENTRYWAY_URL)
+
+
+def _account_host(did):
+    try:
+        return login_host(identity.pds_endpoint(did))
+    except identity.IdentityError as exc:
+        raise CleanupError(502, f"could not find the PDS of {did}: {exc}") from None
+
+
+def _sign_in(identifier, app_password, client):
+    """A new session for a handle, DID or email and an app password, whose DID is the account the
+    identifier names and signs in where that DID's document says: a PDS cannot answer for another
+    account. Failures are counted per identifier and per client, and too many are refused (429)."""
     identifier = identifier.strip().lstrip("@")
+    limits = ((SIGN_IN_FAILURES_PER_IDENTIFIER, identifier.lower()), (SIGN_IN_FAILURES_PER_CLIENT, client))
+    if any(limit.exceeded(key) for limit, key in limits):
+        raise CleanupError(429, "too many failed sign-ins; try again later")
+    did = None
     if identity.is_did(identifier) or identity.is_handle(identifier):
         try:
             did = identifier if identity.is_did(identifier) else identity.resolve_handle(identifier)
-            host = login_host(identity.pds_endpoint(did))
         except identity.IdentityError as exc:
             raise CleanupError(400, f"could not resolve {identifier}: {exc}") from None
+        host = _account_host(did)
     elif _EMAIL.fullmatch(identifier):
         host = settings.ENTRYWAY_URL
     else:
         raise CleanupError(400, "failed to parse identifier as at-identifier or email address")
-    with XrpcClient(host) as client:
-        try:
-            return client.create_session(identifier, app_password)
-        except XrpcError as exc:
-            if exc.status in (400, 401):
-                raise CleanupError(401, f"could not sign in: {exc.message or exc.error}") from None
-            raise CleanupError(502, f"could not sign in: {exc}") from None
-
-
-def _fetch_repo(did):
     try:
-        pds = identity.pds_endpoint(did)
+        with _login_client(host) as pds:
+            session = pds.create_session(identifier, app_password)
+    except XrpcError as exc:
+        if exc.status in (400, 401):
+            for limit, key in limits:
+                limit.count(key)
+            raise CleanupError(
+                401, "could not sign in: the identifier or app password was not accepted"
+            ) from None
+        raise CleanupError(502, f"could not sign in: {exc}") from None
+    if (did is not None and session["did"] != did) or _account_host(session["did"]) != host:
+        raise CleanupError(502, "could not sign in: the PDS answered for an account it does not host")
+    return session
+
+
+def _selected(did, cleanup_types, older_than):
+    try:
+        return selected_records(fetch_repo(did), cleanup_types, older_than)
     except identity.IdentityError as exc:
         raise CleanupError(502, f"could not find the PDS of {did}: {exc}") from None
-    with XrpcClient(pds, timeout=300) as client:
-        try:
-            return Repo(client.get_repo(did))
-        except (XrpcError, RepoError) as exc:
-            raise CleanupError(502, f"could not read the repo of {did}: {exc}") from None
+    except (XrpcError, RepoError) as exc:
+        raise CleanupError(502, f"could not read the repo of {did}: {exc}") from None
 
 
 def _running_job_answer(job):
@@ -145,20 +173,34 @@ def _running_job_answer(job):
     }
 
 
-def start_cleanup(identifier, app_password, cleanup_types, delete_until_days_ago, actually_delete_stuff):
-    """A dry run's count, or a new job (the seed's POST /repo/cleanup answers)."""
+@contextlib.contextmanager
+def _turn():
+    """A turn to call out (outbound.calling_out), or CleanupError 503 when none is free."""
+    try:
+        with outbound.calling_out():
+            yield
+    except outbound.Busy as exc:
+        raise CleanupError(503, str(exc)) from None
+
+
+def start_cleanup(
+    identifier, app_password, cleanup_types, delete_until_days_ago, actually_delete_stuff, client=""
+):
+    """A dry run's count, or a new job (the seed's POST /repo/cleanup answers). `client`: the
+    caller's address, for counting failed sign-ins."""
     unknown = sorted(set(cleanup_types) - set(CLEANUP_TYPES))
     if unknown or not cleanup_types:
         raise CleanupError(400, f"cleanup_types must be some of {', '.join(CLEANUP_TYPES)}")
     if not 0 <= delete_until_days_ago <= 36500:
         raise CleanupError(400, "delete_until_days_ago must be between 0 and 36500")
-    session = _sign_in(identifier, app_password)
-    did = session["did"]
-    running = CleanupJob.objects.running().filter(repo=did).first()
-    if running:
-        return _running_job_answer(running)
     older_than = timezone.now() - datetime.timedelta(days=delete_until_days_ago)
-    selected = selected_records(_fetch_repo(did), cleanup_types, older_than)
+    with _turn():
+        session = _sign_in(identifier, app_password, client)
+        did = session["did"]
+        running = CleanupJob.objects.running().filter(repo=did).first()
+        if running:
+            return _running_job_answer(running)
+        selected = _selected(did, cleanup_types, older_than)
     if not actually_delete_stuff:
         return {"num_enqueued": len(selected), "dry_run": True, "message": "Records will not be deleted"}
     job = CleanupJob(
@@ -183,26 +225,17 @@ def start_cleanup(identifier, app_password, cleanup_types, delete_until_days_ago
     }
 
 
-def cancel_cleanup(job, identifier="", app_password="", access_token=""):
+def cancel_cleanup(job, identifier="", app_password="", access_token="", client=""):
     """Cancel `job` for its owner, proven by an app password or an access token of the account."""
-    if access_token:
-        try:
-            host = login_host(identity.pds_endpoint(job.repo))
-        except identity.IdentityError as exc:
-            raise CleanupError(502, f"could not find the PDS of {job.repo}: {exc}") from None
-        with XrpcClient(host) as client:
-            try:
-                did = client.get_session(access_token).get("did")
-            except XrpcError as exc:
-                if exc.status in (400, 401):
-                    raise CleanupError(401, "the access token was not accepted") from None
-                raise CleanupError(502, f"could not check the access token: {exc}") from None
-    elif identifier and app_password:
-        did = _sign_in(identifier, app_password)["did"]
-    else:
-        raise CleanupError(
-            401, "cancelling a job needs the account's identifier and app password, or an access token"
-        )
+    with _turn():
+        if access_token:
+            did = _token_did(job.repo, access_token)
+        elif identifier and app_password:
+            did = _sign_in(identifier, app_password, client)["did"]
+        else:
+            raise CleanupError(
+                401, "cancelling a job needs the account's identifier and app password, or an access token"
+            )
     if did != job.repo:
         raise CleanupError(403, "only the account that created the job can cancel it")
     if job.state == CleanupJob.State.COMPLETED:
@@ -211,6 +244,24 @@ def cancel_cleanup(job, identifier="", app_password="", access_token=""):
         raise CleanupError(400, f"job already ended ({job.job_state})")
     job.cancel()
     logger.info("clean-up job %s cancelled by its owner", job.id)
+
+
+def _token_did(did, access_token):
+    """The DID an access token belongs to, asked where `did` signs in (so only its own PDS answers)."""
+    try:
+        with _login_client(_account_host(did)) as pds:
+            return pds.get_session(access_token).get("did")
+    except XrpcError as exc:
+        if exc.status in (400, 401):
+            raise CleanupError(401, "the access token was not accepted") from None
+        raise CleanupError(502, f"could not check the access token: {exc}") from None
+
+
+def jobs_of(did):
+    """The account's latest 100 jobs, without their ids: an id is shown only to the job's owner,
+    who got it when the job was created."""
+    jobs = CleanupJob.objects.filter(repo=did).order_by("-updated_at")[:100]
+    return [{key: value for key, value in job.status().items() if key != "job_id"} for job in jobs]
 
 
 def cleanup_stats():
@@ -251,23 +302,22 @@ def _run(job):
         job.schedule(settings.CLEANUP_RETRY_INTERVAL)
         return "identity unavailable"
 
-    with XrpcClient(login_host(pds)) as auth:
-        try:
+    try:
+        with _login_client(login_host(pds)) as auth:
             session = auth.refresh_session(job.refresh_token)
-        except XrpcError as exc:
-            return _session_failed(job, exc)
+    except XrpcError as exc:
+        return _session_failed(job, exc)
     if not job.save_token(session["refreshJwt"]):
         return "stopped"
 
-    with XrpcClient(pds, timeout=300) as client:
-        try:
-            selected = selected_records(
-                Repo(client.get_repo(job.repo)), job.cleanup_types, job.delete_older_than
-            )
-        except (XrpcError, RepoError) as exc:
-            logger.warning("clean-up job %s: could not read the repo: %s", job.id, exc)
-            job.schedule(settings.CLEANUP_RETRY_INTERVAL)
-            return "repo unavailable"
+    try:
+        selected = selected_records(fetch_repo(job.repo), job.cleanup_types, job.delete_older_than)
+        client = XrpcClient(pds)
+    except (identity.IdentityError, XrpcError, RepoError) as exc:
+        logger.warning("clean-up job %s: could not read the repo: %s", job.id, exc)
+        job.schedule(settings.CLEANUP_RETRY_INTERVAL)
+        return "repo unavailable"
+    with client:
         return _delete(
             job, client, session["accessJwt"], selected, min(settings.CLEANUP_DELETES_PER_RUN, left_today)
         )

@@ -1,11 +1,11 @@
 """Members of a Bluesky list, read from the list owner's repository (the seed's /list/members)."""
 
-from skyline import identity
+from skyline import identity, outbound
 
 from .links import LinkError, at_uri_for_link, is_rkey, parse_at_uri, resolve_identifier
 from .ratelimit import RateLimiter
-from .repos import Repo, RepoError, record_json
-from .xrpc import XrpcClient, XrpcError
+from .repos import RepoError, fetch_repo, record_json
+from .xrpc import XrpcError
 
 LIST = "app.bsky.graph.list"
 LIST_ITEM = "app.bsky.graph.listitem"
@@ -35,16 +35,19 @@ def list_members(uri):
     list_uri = _list_uri(uri)
     did, rkey = list_uri[len("at://") :].split("/")[0], list_uri.rsplit("/", 1)[1]
     try:
-        pds = identity.pds_endpoint(did)
+        with outbound.calling_out():
+            if not REPO_CHECKOUTS.wait(timeout=CHECKOUT_WAIT_SECONDS):
+                raise LinkError(429, "too many repositories are being read; try again shortly")
+            return _members(fetch_repo(did), list_uri, rkey)
+    except outbound.Busy as exc:
+        raise LinkError(503, str(exc)) from None
     except identity.IdentityError as exc:
         raise LinkError(502, f"could not find the PDS of {did}: {exc}") from None
-    if not REPO_CHECKOUTS.wait(timeout=CHECKOUT_WAIT_SECONDS):
-        raise LinkError(429, "too many repositories are being read; try again shortly")
-    with XrpcClient(pds, timeout=120) as client:
-        try:
-            repo = Repo(client.get_repo(did))
-        except (XrpcError, RepoError) as exc:
-            raise LinkError(502, f"Error getting repo: {exc}") from None
+    except (XrpcError, RepoError) as exc:
+        raise LinkError(502, f"Error getting repo: {exc}") from None
+
+
+def _members(repo, list_uri, rkey):
     members, record = [], {}
     for collection, record_rkey, value in repo.records(LIST):
         if collection == LIST and record_rkey == rkey:

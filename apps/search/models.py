@@ -47,6 +47,25 @@ class DailyStat(ch.ClickhouseModel):
         engine = ch.AggregatingMergeTree(order_by=("date", "metric_type"))
 
 
+class ImportedDailyStat(ch.ClickhouseModel):
+    """Per UTC day and metric, what bsky-experiments' /stats showed (its daily_stats and
+    daily_stats_backfill, summed as it summed them); written by `manage.py import_seed`.
+
+    Plain numbers, not sketches: the seed's distinct counts cannot join Skyline's. A row per day and
+    metric (a re-import replaces it).
+    """
+
+    pk = CompositePrimaryKey("date", "metric_type")
+    date = ch.DateField()
+    metric_type = ch.StringField(low_cardinality=True)
+    count = ch.Int64Field()
+    actors = ch.UInt64Field()
+
+    class Meta:
+        db_table = "daily_stats_imported"
+        engine = ch.ReplacingMergeTree(order_by=("date", "metric_type"))
+
+
 def _token_cipher():
     """Fernet keyed from SECRET_KEY (and its fallbacks, so a rotated key still decrypts old tokens)."""
 

@@ -2,10 +2,11 @@
 
 Mounted after the search API, whose /repo/cleanup routes must win over /repo/{did}.
 Errors are {"error": "..."}: 400 for a bad DID, 404 for an account or repo that cannot be found,
-429 while the repo checkouts are busy, 502 when the account's PDS fails.
+429 while the repo checkouts are busy, 503 while every turn to call out is taken, 502 when the
+account's PDS fails or its repo cannot be read.
 """
 
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from ninja import NinjaAPI
 
 from .repo_export import RepoExportError, export_repo
@@ -27,4 +28,4 @@ def _export_error(request, exc):
 @api.get("/repo/{did}", url_name="repo_export")
 def repo_export(request, did: str):
     """The account's posts, likes, reposts, follows and blocks, and its profile (null when it has none)."""
-    return export_repo(did)
+    return StreamingHttpResponse(export_repo(did), content_type="application/json; charset=utf-8")

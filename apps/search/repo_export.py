@@ -9,12 +9,13 @@ where the seed dropped the record); the profile record is `profile`, or null whe
 """
 
 import datetime
+import json
 
-from skyline import identity
+from skyline import identity, outbound
 
 from . import lists
-from .repos import Repo, RepoError, record_json
-from .xrpc import XrpcClient, XrpcError
+from .repos import RepoError, fetch_repo, record_json
+from .xrpc import XrpcError
 
 BUCKETS = {
     "app.bsky.feed.post": "posts",
@@ -51,40 +52,64 @@ def _whole_seconds(value):
 
 def _fetch(did):
     try:
-        pds = identity.pds_endpoint(did)
+        with outbound.calling_out():
+            if not lists.REPO_CHECKOUTS.wait(timeout=lists.CHECKOUT_WAIT_SECONDS):
+                raise RepoExportError(429, "too many repositories are being read; try again shortly")
+            return fetch_repo(did)
+    except outbound.Busy as exc:
+        raise RepoExportError(503, str(exc)) from None
     except identity.IdentityError as exc:
         raise RepoExportError(404, f"could not resolve {did}: {exc}") from None
-    if not lists.REPO_CHECKOUTS.wait(timeout=lists.CHECKOUT_WAIT_SECONDS):
-        raise RepoExportError(429, "too many repositories are being read; try again shortly")
-    with XrpcClient(pds, timeout=120) as client:
-        try:
-            repo = Repo(client.get_repo(did))
-        except XrpcError as exc:
-            if exc.error in GONE:
-                raise RepoExportError(404, f"the PDS of {did} does not serve its repo: {exc}") from None
-            raise RepoExportError(502, f"Error getting repo from its PDS: {exc}") from None
-        except RepoError as exc:
-            raise RepoExportError(502, f"Error reading repo CAR: {exc}") from None
-    if repo.did != did:
-        raise RepoExportError(502, f"the PDS of {did} answered with the repo of {repo.did!r}")
-    return repo
+    except XrpcError as exc:
+        if exc.error in GONE:
+            raise RepoExportError(404, f"the PDS of {did} does not serve its repo") from None
+        raise RepoExportError(502, f"Error getting repo from its PDS: {exc}") from None
+    except RepoError as exc:
+        raise RepoExportError(502, f"Error reading repo CAR: {exc}") from None
 
 
-def export_repo(did):
-    """{"posts", "likes", "reposts", "follows", "blocks": [{"uri", "content"}...], "profile": {...} or None}."""
-    if not identity.is_did(did):
-        raise RepoExportError(400, f"not a valid DID: {did!r}")
-    body = {bucket: [] for bucket in BUCKETS.values()}
-    body["profile"] = None
-    for collection, rkey, value in _fetch(did).records():
+def _json_chunks(did, repo):
+    """The export as JSON text, record by record, in repo order (so each bucket's records are together)."""
+    yield "{"
+    profile, bucket, written = None, None, set()
+    for collection, rkey, value in repo.records():
         if collection == PROFILE:
-            body["profile"] = {"$type": PROFILE, **record_json(value)}
+            profile = {"$type": PROFILE, **record_json(value)}
             continue
-        bucket = BUCKETS.get(collection)
-        if bucket is None:
+        if collection not in BUCKETS:
             continue
         content = {"$type": collection, **record_json(value)}
         if "createdAt" in content:
             content["createdAt"] = _whole_seconds(content["createdAt"])
-        body[bucket].append({"uri": f"at://{did}/{collection}/{rkey}", "content": content})
-    return body
+        if BUCKETS[collection] != bucket:
+            yield "], " if bucket else ""
+            bucket = BUCKETS[collection]
+            written.add(bucket)
+            yield f'"{bucket}": ['
+        else:
+            yield ", "
+        yield json.dumps({"uri": f"at://{did}/{collection}/{rkey}", "content": content})
+    yield "], " if bucket else ""
+    for empty in BUCKETS.values():
+        if empty not in written:
+            yield f'"{empty}": [], '
+    yield f'"profile": {json.dumps(profile)}}}'
+
+
+def export_repo(did):
+    """JSON text chunks of {"posts", "likes", "reposts", "follows", "blocks": [{"uri", "content"}...],
+    "profile": {...} or None}.
+
+    The repo is read through once before the first chunk, so a record that cannot be written out
+    is a RepoExportError (502), not an answer cut off half-way; the answer is then written record
+    by record, never held whole.
+    """
+    if not identity.is_did(did):
+        raise RepoExportError(400, f"not a valid DID: {did!r}")
+    repo = _fetch(did)
+    try:
+        for _chunk in _json_chunks(did, repo):
+            pass
+    except (RepoError, ValueError) as exc:
+        raise RepoExportError(502, f"Error reading repo CAR: {exc}") from None
+    return _json_chunks(did, repo)

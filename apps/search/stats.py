@@ -14,6 +14,10 @@ What the numbers mean, per UTC day:
 - total_posts, total_likes, total_follows: the sums of the daily counts shown (the seed's totals).
 - total_users: accounts known from the firehose and the PLC directory that still exist (exact;
   apps.indexer.accounts.count_users).
+
+Days imported from bsky-experiments (`daily_stats_imported`, `manage.py import_seed`) show what its
+/stats showed. On a day counted by both systems (the day of the switch) the counts add up and the
+distinct accounts are the larger of the two (their sketches cannot be merged).
 """
 
 import datetime
@@ -44,9 +48,13 @@ def _daily_rows(since, until):
     """{date: {num_posts: .., ...}} for the days between `since` and `until` that have any data."""
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute(
-            "SELECT date, metric_type, sum(count), uniqCombinedMerge(14)(actors) FROM daily_stats "
-            "WHERE date BETWEEN %s AND %s AND metric_type IN %s GROUP BY date, metric_type",
-            [since, until, tuple(METRICS)],
+            "SELECT date, metric_type, sum(count), max(actors) FROM ("
+            " SELECT date, metric_type, sum(count) AS count, uniqCombinedMerge(14)(actors) AS actors FROM daily_stats"
+            " WHERE date BETWEEN %s AND %s AND metric_type IN %s GROUP BY date, metric_type"
+            " UNION ALL SELECT date, metric_type, count, actors FROM daily_stats_imported FINAL"
+            " WHERE date BETWEEN %s AND %s AND metric_type IN %s"
+            ") GROUP BY date, metric_type",
+            [since, until, tuple(METRICS)] * 2,
         )
         rows = cursor.fetchall()
     days = {}

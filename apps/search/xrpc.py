@@ -1,24 +1,30 @@
-"""A small XRPC client for a user's PDS: sessions, repo export and writes, over httpx.
+"""A small XRPC client for a user's PDS (or the entryway): sessions, repo export and writes.
 
-Tokens go only into the Authorization header; errors carry the server's error name and
-message, never a token.
+Calls go through the outbound client (skyline/outbound.py): a PDS named by a DID document is cut to
+its origin and must be a public https address; the entryway (ENTRYWAY_URL) is trusted as configured.
+Tokens go only into the Authorization header. An XrpcError's text is Skyline's own words and the
+upstream status, safe to show a client; the PDS's error name and message stay in `error` and
+`message` for the code that decides what to do about them.
 """
 
-import httpx
+from skyline import outbound
 
-USER_AGENT = "skyline/1.0"
-# The largest repository export read (the seed's crawler stopped at 100 MB).
-REPO_MAX_BYTES = 200 * 1024 * 1024
+REPO_MAX_BYTES = outbound.REPO_BYTES
 
 
 class XrpcError(Exception):
-    """A failed XRPC call: `status` is 0 when the server could not be reached."""
+    """A failed XRPC call: `status` is 0 when the server could not be reached or was refused."""
 
-    def __init__(self, status, error, message=""):
+    def __init__(self, status, error, message="", summary=""):
         self.status = status
         self.error = error
         self.message = message
-        super().__init__(f"{error}: {message}" if message else error)
+        super().__init__(summary or f"the server answered HTTP {status}")
+
+    @property
+    def detail(self):
+        """The upstream's own error name and message: for the operator and the logs, never a client."""
+        return f"{self.error}: {self.message}" if self.message else self.error
 
     def says(self, *words):
         """True when the error name or message mentions any of `words`."""
@@ -26,22 +32,27 @@ class XrpcError(Exception):
         return any(word in text for word in words)
 
 
-def _error_of(response):
-    """The XrpcError a failed response carries (its error name and message, when it gives them)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
+def _error_of(answer):
+    """The XrpcError a failed answer carries (its error name and message, when it gives them)."""
+    body = answer.json()
     if not isinstance(body, dict):
         body = {}
-    error = str(body.get("error") or f"HTTP {response.status_code}")
-    return XrpcError(response.status_code, error, str(body.get("message") or ""))
+    error = str(body.get("error") or f"HTTP {answer.status}")
+    return XrpcError(answer.status, error, str(body.get("message") or ""))
+
+
+def _failed(exc):
+    return XrpcError(exc.status, type(exc).__name__, summary=str(exc))
 
 
 class XrpcClient:
-    def __init__(self, host, timeout=60.0):
-        self.host = host.rstrip("/")
-        self._http = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+    def __init__(self, host, trusted=False):
+        """XrpcError when `host` may not be called (see skyline/outbound.py)."""
+        try:
+            self._http = outbound.Client(host, trusted=trusted)
+        except outbound.OutboundError as exc:
+            raise _failed(exc) from None
+        self.host = self._http.base
 
     def close(self):
         self._http.close()
@@ -52,30 +63,21 @@ class XrpcClient:
     def __exit__(self, *exc_info):
         self.close()
 
-    def _call(self, http_method, nsid, token=None, accept="application/json", content_type=None, **kwargs):
-        headers = {"Accept": accept}
+    def _json(self, http_method, nsid, token=None, content_type=None, **kwargs):
+        headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = self._http.request(http_method, f"{self.host}/xrpc/{nsid}", headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise XrpcError(
-                0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})"
-            ) from None
-        if response.status_code >= 400:
-            raise _error_of(response)
-        return response
-
-    def _json(self, http_method, nsid, token=None, **kwargs):
-        response = self._call(http_method, nsid, token, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            raise XrpcError(response.status_code, "InvalidResponse", f"{nsid} did not answer JSON") from None
+            answer = self._http.request(http_method, f"/xrpc/{nsid}", headers=headers, **kwargs)
+        except outbound.OutboundError as exc:
+            raise _failed(exc) from None
+        if answer.status >= 400:
+            raise _error_of(answer)
+        body = answer.json()
         if not isinstance(body, dict):
-            raise XrpcError(response.status_code, "InvalidResponse", f"{nsid} did not answer a JSON object")
+            raise XrpcError(answer.status, "InvalidResponse", summary=f"{nsid} did not answer a JSON object")
         return body
 
     def create_session(self, identifier, password):
@@ -93,24 +95,29 @@ class XrpcClient:
         return self._json("GET", "com.atproto.server.getSession", token=access_token)
 
     def get_repo(self, did, max_bytes=None):
-        """The repository of `did` as CAR bytes; XrpcError RepoTooLarge past `max_bytes` (REPO_MAX_BYTES)."""
+        """The repository of `did` as CAR bytes (a bytearray, grown in place rather than joined from
+        copies); XrpcError RepoTooLarge past `max_bytes` (REPO_MAX_BYTES)."""
         limit = max_bytes or REPO_MAX_BYTES
         headers = {"Accept": "application/vnd.ipld.car"}
-        url = f"{self.host}/xrpc/com.atproto.sync.getRepo"
         try:
-            with self._http.stream("GET", url, params={"did": did}, headers=headers) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_of(response)
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise XrpcError(413, "RepoTooLarge", f"the repository is over {limit:,} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise XrpcError(0, "NetworkError", f"{self.host} could not be reached ({type(exc).__name__})") from None
-        return b"".join(chunks)
+            with self._http.stream(
+                "GET",
+                "/xrpc/com.atproto.sync.getRepo",
+                limit=limit,
+                seconds=outbound.REPO_SECONDS,
+                params={"did": did},
+                headers=headers,
+            ) as (status, _headers, chunks):
+                if status >= 400:
+                    raise _error_of(outbound.Answer(status, _headers, _head(chunks, outbound.JSON_BYTES)))
+                car = bytearray()
+                for chunk in chunks:
+                    car += chunk
+        except outbound.TooLarge:
+            raise XrpcError(413, "RepoTooLarge", summary=f"the repository is over {limit:,} bytes") from None
+        except outbound.OutboundError as exc:
+            raise _failed(exc) from None
+        return car
 
     def apply_writes(self, access_token, repo, writes):
         return self._json(
@@ -132,13 +139,23 @@ class XrpcClient:
             "POST", "com.atproto.repo.uploadBlob", token=access_token, content=data, content_type=mime_type
         )
         if not isinstance(body.get("blob"), dict):
-            raise XrpcError(200, "InvalidResponse", "uploadBlob did not answer a blob")
+            raise XrpcError(200, "InvalidResponse", summary="uploadBlob did not answer a blob")
         return body["blob"]
+
+
+def _head(chunks, limit):
+    """The first `limit` bytes of an error answer (enough for its JSON), the rest left unread."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= limit:
+            break
+    return head[:limit]
 
 
 def _session(body):
     if not all(
         isinstance(body.get(key), str) and body.get(key) for key in ("did", "accessJwt", "refreshJwt")
     ):
-        raise XrpcError(200, "InvalidResponse", "the session has no did or tokens")
+        raise XrpcError(200, "InvalidResponse", summary="the session has no did or tokens")
     return body

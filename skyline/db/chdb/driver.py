@@ -164,9 +164,10 @@ class Connection:
         payload = orjson.dumps(rows)[1:-1]
         with self._lock:
             try:
-                inserter = self._session.send_insert(head, "JSONCompactEachRow")
-                inserter.append(payload)
-                inserter.finish()
+                # The block cancels an insert the store refused; left open, it would block the session.
+                with self._session.send_insert(head, "JSONCompactEachRow") as inserter:
+                    inserter.append(payload)
+                    inserter.finish()
                 # Not finish().rows_written: that also counts what materialized views wrote.
                 return len(rows)
             except RuntimeError as exc:

@@ -12,13 +12,13 @@ from apps.feeds.publishing import PublishError, publish_feeds, unpublish_feeds
 
 class Command(BaseCommand):
     help = (
-        "Publish the enabled feeds as app.bsky.feed.generator records in FEED_ACTOR_DID's repo, signing in "
+        "Publish the enabled, listed feeds as app.bsky.feed.generator records in FEED_ACTOR_DID's repo, signing in "
         "with an app password (FEED_ACTOR_APP_PASSWORD); --unpublish deletes the records."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("aliases", nargs="*", metavar="ALIAS",
-                            help="only these feeds (default: every enabled feed)")
+                            help="only these feeds (default: every enabled, listed feed)")
         parser.add_argument("--unpublish", action="store_true", help="delete the records instead")
         parser.add_argument("--identifier", help="sign in with this handle or email (default FEED_ACTOR_DID)")
         parser.add_argument("--avatar", default=settings.FEED_AVATAR,
@@ -41,9 +41,9 @@ class Command(BaseCommand):
 
     def _feeds(self, aliases, unpublish):
         if not aliases:
-            feeds = list(Feed.objects.filter(enabled=True))
+            feeds = list(Feed.objects.filter(enabled=True, listed=True))
             if not feeds:
-                raise CommandError("there are no enabled feeds")
+                raise CommandError("there are no enabled, listed feeds")
             return feeds
         found = {feed.alias: feed for feed in Feed.objects.filter(alias__in=aliases)}
         missing = [alias for alias in aliases if alias not in found]

@@ -22,6 +22,9 @@ class Command(BaseCommand):
         "Follow Jetstream (JETSTREAM_URL) and index every event; resumes from the saved cursor. "
         "With --replay, index a recording (JSON lines, .gz or .zst, - for stdin) and exit."
     )
+    # The system checks import every URL module and API (a third of the start-up); `manage.py check`,
+    # migrate and the web roles run them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(

@@ -177,6 +177,7 @@ class Command(BaseCommand):
             "worker_class": "gthread",
             "threads": threads,
             "accesslog": "-",
+            "logger_class": "skyline.access_log.AccessLog",
             "graceful_timeout": 30,
             "control_socket_disable": True,
             # X-Forwarded-Proto is Django's to honour, from TRUSTED_PROXY_COUNT proxies only.

@@ -16,6 +16,6 @@ def install(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("search", "0003_default_schedule")]
+    dependencies = [("search", "0004_imported_daily_stats")]
 
     operations = [migrations.RunPython(install, migrations.RunPython.noop)]

@@ -1,0 +1,70 @@
+"""Start-up time of `manage.py consume_firehose --replay` against bare `python -c 'import django'`.
+
+    .venv/bin/python bench/startup.py [--root CHECKOUT ...] [--runs 7]
+
+Each checkout (`--root`, this one by default; give several to compare commits) gets a fresh
+migrated data directory and an empty recording, so the command does nothing but start and stop.
+The runs alternate between the checkouts and the bare interpreter, so the machine's load falls on
+all of them alike. Prints medians and the command's start-up as a multiple of the bare one.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(command, **options):
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, **options)
+    return time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", action="append", help="a checkout to measure (default: this one); repeatable")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="skyline-bench-startup-"))
+    empty = work / "empty.jsonl"
+    empty.touch()
+    checkouts = []
+    try:
+        for number, root in enumerate(args.root or [ROOT]):
+            root = Path(root).resolve()
+            python = root / ".venv" / "bin" / "python"
+            python = str(python) if python.exists() else sys.executable
+            env = {**os.environ, "SKYLINE_DATA_DIR": str(work / f"data{number}")}
+            for database in ("default", "clickhouse"):
+                subprocess.run([python, "manage.py", "migrate", "--database", database, "--noinput", "-v0"],
+                               cwd=root, env=env, check=True)
+            checkouts.append((root, python, env))
+
+        bare, commands = [], {root: [] for root, _, _ in checkouts}
+        for _ in range(args.runs):
+            bare.append(timed([sys.executable, "-c", "import django"]))
+            for root, python, env in checkouts:
+                commands[root].append(timed([python, "manage.py", "consume_firehose", "--replay", str(empty)],
+                                            cwd=root, env=env))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    bare_median = statistics.median(bare)
+    print(f"start-up: `manage.py consume_firehose --replay` of an empty recording, medians of {args.runs} runs")
+    print("| checkout | start-up | bare `python -c 'import django'` | ratio to bare |")
+    print("|---|---|---|---|")
+    for root, times in commands.items():
+        median = statistics.median(times)
+        print(f"| {root} | {median:.2f} s | {bare_median * 1000:.0f} ms | {median / bare_median:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
