@@ -287,14 +287,15 @@ LOGGING = {
 # only from CORS_ALLOWED_ORIGINS (`*`: any). None by default, as in the seed, which allowed its own
 # front-end only: POST /repo/cleanup takes app passwords, and which sites may send them from a browser
 # is the operator's choice. No cookies are ever honoured cross-origin. The label API (X-API-Key) joins
-# only with CORS_LABEL_API; the admin and /metrics never do.
+# only with CORS_LABEL_API; the admin, /metrics and getFeedSkeleton (called by AppViews, server to
+# server, with a service token no browser holds; the hot path stays free of CORS work) never do.
 _cors_origins = env.list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else env.origins("CORS_ALLOWED_ORIGINS")
 CORS_LABEL_API = env.bool("CORS_LABEL_API", False)
 _cors_paths = [
     r"api/stats", r"stats", r"api/search/posts", r"repo/[^/]+", r"repo/cleanup/stats", r"list/members", r"redir",
-    r"xrpc/app\.bsky\.feed\.(describeFeedGenerator|getFeedSkeleton)", r"\.well-known/did\.json",
+    r"xrpc/app\.bsky\.feed\.describeFeedGenerator", r"\.well-known/did\.json",
 ]
 if CORS_LABEL_API:
     _cors_paths += [r"api/admin/feed_members", r"api/admin/feeds", r"assign_user_to_feed",

@@ -31,7 +31,8 @@ def preflight(client, path, origin, method="GET", headers="content-type"):
     ("/repo/cleanup", "DELETE"),
     ("/repo/did:plc:aliceaaaaaaaaaaaaaaaaaaa", "GET"),
     ("/list/members", "GET"),
-    ("/xrpc/app.bsky.feed.getFeedSkeleton", "GET"),
+    ("/xrpc/app.bsky.feed.describeFeedGenerator", "GET"),
+    ("/.well-known/did.json", "GET"),
 ])
 def test_a_preflight_passes_for_an_allowed_origin_and_fails_for_another(client, path, method):
     allowed = preflight(client, path, FRONT_END, method)
@@ -60,8 +61,10 @@ def test_any_origin_with_a_star(client, settings):
     assert answer["Access-Control-Allow-Origin"] == "*"
 
 
-@pytest.mark.parametrize("path", ["/api/admin/feed_members", "/feed_members", "/admin/login/", "/metrics"])
-def test_the_label_api_admin_and_metrics_are_not_opened_even_to_an_allowed_origin(client, path):
+@pytest.mark.parametrize("path", [
+    "/api/admin/feed_members", "/feed_members", "/admin/login/", "/metrics", "/xrpc/app.bsky.feed.getFeedSkeleton",
+])
+def test_the_label_api_admin_metrics_and_the_feed_hot_path_are_not_opened_even_to_an_allowed_origin(client, path):
     answer = preflight(client, path, FRONT_END, headers="x-api-key")
     assert "Access-Control-Allow-Origin" not in answer
     answer = client.get(path, headers={"Origin": FRONT_END})
