@@ -12,15 +12,12 @@ The AppView is an operator-configured URL, trusted as given; its answers are sti
 """
 
 import logging
-import time
 
-import httpx
-import orjson
 from django.conf import settings
 from django.core.cache import cache
 
 from apps.indexer.profiles import display_names
-from skyline import identity
+from skyline import identity, outbound
 
 from .models import ActorLabel
 
@@ -40,22 +37,6 @@ class AppViewError(Exception):
     """The AppView did not answer with profiles; the message says how."""
 
 
-def _read(response, deadline):
-    if response.status_code != 200:
-        raise AppViewError(f"getProfiles answered {response.status_code}")
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > MAX_BYTES:
-            raise AppViewError(f"getProfiles answered more than {MAX_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise AppViewError(f"getProfiles took more than {settings.APPVIEW_TIMEOUT} s")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise AppViewError("getProfiles answered something that is not JSON") from None
-
-
 def _profile(item, asked):
     """(did, handle, display name) of one answered profile, '' for what is missing or malformed."""
     if not isinstance(item, dict) or item.get("did") not in asked:
@@ -70,13 +51,17 @@ def _profile(item, asked):
 def fetch_profiles(dids):
     """{did: (handle, display name)} of the `dids` (at most 25) the AppView knows."""
     asked = set(dids)
-    deadline = time.monotonic() + settings.APPVIEW_TIMEOUT
     try:
-        with httpx.Client(timeout=settings.APPVIEW_TIMEOUT, follow_redirects=False) as client:
-            with client.stream("GET", settings.APPVIEW_URL + GET_PROFILES, params={"actors": list(dids)}) as answer:
-                body = _read(answer, deadline)
-    except httpx.HTTPError as exc:
-        raise AppViewError(f"getProfiles failed: {exc.__class__.__name__}") from None
+        with outbound.Client(settings.APPVIEW_URL, trusted=True) as appview:
+            answer = appview.request("GET", GET_PROFILES, params={"actors": list(dids)}, limit=MAX_BYTES,
+                                     seconds=settings.APPVIEW_TIMEOUT)
+    except outbound.OutboundError as exc:
+        raise AppViewError(f"getProfiles failed: {exc}") from None
+    if answer.status != 200:
+        raise AppViewError(f"getProfiles answered {answer.status}")
+    body = answer.json()
+    if body is None:
+        raise AppViewError("getProfiles answered something that is not JSON")
     items = body.get("profiles") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise AppViewError("getProfiles answered no list of profiles")
