@@ -8,11 +8,13 @@ ClickHouse server. Only the connection handling differs: chDB opens a data direc
 from clickhouse_backend.backend.base import DatabaseWrapper as ClickhouseDatabaseWrapper
 from django.utils.asyncio import async_unsafe
 
+from ..schema import DatabaseSchemaEditor
 from . import driver
 
 
 class DatabaseWrapper(ClickhouseDatabaseWrapper):
     display_name = "ClickHouse (chDB)"
+    SchemaEditorClass = DatabaseSchemaEditor
     Database = driver
 
     def get_connection_params(self):
