@@ -7,8 +7,14 @@ no Keeper to run Replicated engines, so its parser checks every statement instea
 """
 
 import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
+import yaml
 from chdb import session
 from django.db import connections, router
 from django.db.migrations.loader import MigrationLoader
@@ -17,6 +23,7 @@ from django.db.migrations.operations import RunPython
 from skyline.db.chdb.base import DatabaseWrapper
 from skyline.db.cluster import ClusterTranslationError, cluster_statements
 
+ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = "skyline"
 DATABASE = "skyline"
 DID_COLUMNS = {"did", "repo", "actor_did"}
@@ -195,3 +202,38 @@ def test_a_table_without_a_sorting_key_spreads_at_random_and_other_engines_are_o
     assert cluster_statements("CREATE TABLE t (x String) ENGINE = Memory", CLUSTER, DATABASE) == [
         f"CREATE TABLE t ON CLUSTER {CLUSTER} (x String) ENGINE = Memory",
     ]
+
+
+def test_the_cluster_compose_file_follows_the_compose_specification():
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.cluster.yaml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cluster_compose_file_runs_two_shards_of_two_replicas_with_keeper_and_the_roles():
+    services = yaml.safe_load((ROOT / "compose.cluster.yaml").read_text())["services"]
+    config = ElementTree.parse(ROOT / "deploy/clickhouse/cluster.xml").getroot()
+    keeper = ElementTree.parse(ROOT / "deploy/clickhouse/keeper.xml").getroot()
+    [cluster] = config.find("remote_servers")
+    shards = [[replica.findtext("host") for replica in shard.iter("replica")] for shard in cluster.iter("shard")]
+    assert shards == [["clickhouse-s1r1", "clickhouse-s1r2"], ["clickhouse-s2r1", "clickhouse-s2r2"]]
+    for number, hosts in enumerate(shards, start=1):
+        for host in hosts:
+            node = services[host]
+            assert node["environment"]["CLICKHOUSE_SHARD"] == str(number)
+            assert node["environment"]["CLICKHOUSE_REPLICA"] == host
+            assert "./deploy/clickhouse/cluster.xml:/etc/clickhouse-server/config.d/cluster.xml:ro" in node["volumes"]
+    keepers = {name: spec for name, spec in services.items() if name.startswith("keeper")}
+    assert [node.findtext("host") for node in config.find("zookeeper")] == sorted(keepers)
+    raft = {server.findtext("hostname"): server.findtext("id") for server in keeper.iter("server")}
+    assert raft == {name: spec["environment"]["KEEPER_ID"] for name, spec in keepers.items()}
+    nodes = {host for hosts in shards for host in hosts}
+    for role in ("migrate", "web", "consumer", "plc-export", "worker", "beat"):
+        environment = services[role]["environment"]
+        assert environment["CLICKHOUSE_CLUSTER"] == cluster.tag
+        assert urlsplit(environment["CLICKHOUSE_URL"]).hostname in nodes
+    assert set(services) == nodes | set(keepers) | {
+        "redis", "postgres", "migrate", "web", "consumer", "plc-export", "worker", "beat",
+    }
