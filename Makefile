@@ -25,6 +25,11 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The suite on PostgreSQL and Redis servers it starts on loopback (Debian's postgresql and redis-server).
+.PHONY: test-services
+test-services: setup
+	$(BIN)/python tests/services.py $(PYTEST_ARGS)
+
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/feeds.py
