@@ -163,6 +163,10 @@ def test_column_changes_reach_the_distributed_table_and_data_changes_stay_local(
     assert cluster_statements("ALTER TABLE posts MATERIALIZE INDEX posts_text", CLUSTER, DATABASE) == [
         f"ALTER TABLE posts_local ON CLUSTER {CLUSTER} MATERIALIZE INDEX posts_text",
     ]
+    # The analytics retention task's mutation (apps/feeds/tasks.py): Distributed tables take none.
+    assert cluster_statements("ALTER TABLE feed_interactions DELETE WHERE received_at < %s", CLUSTER, DATABASE) == [
+        f"ALTER TABLE feed_interactions_local ON CLUSTER {CLUSTER} DELETE WHERE received_at < %s",
+    ]
     with pytest.raises(ClusterTranslationError, match="separate ALTERs"):
         cluster_statements("ALTER TABLE posts ADD COLUMN lang String, MODIFY TTL now()", CLUSTER, DATABASE)
 
