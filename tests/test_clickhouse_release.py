@@ -8,8 +8,10 @@ compose files follow it, so production never runs an engine no test has seen.
 import re
 from pathlib import Path
 
+import pytest
 import yaml
-from chdb import session
+
+from tests.conftest import BOTH_STORES, query
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILES = ["compose.yaml", "compose.cluster.yaml"]
@@ -31,16 +33,9 @@ def pinned_images():
                 yield name, service, match["tag"]
 
 
-def engine_version():
-    engine = session.Session()
-    try:
-        return engine.query("SELECT version()", "CSV").data().strip().strip('"')
-    finally:
-        engine.close()
-
-
+@pytest.mark.django_db(databases=BOTH_STORES)
 def test_the_compose_files_run_the_release_line_of_chdbs_engine():
-    engine = engine_version()
+    [(engine,)] = query("SELECT version()")
     images = list(pinned_images())
     assert {(name, service) for name, service, _ in images} >= {
         ("compose.yaml", "clickhouse"), ("compose.cluster.yaml", "clickhouse-s1r1"),
