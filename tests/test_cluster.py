@@ -194,6 +194,10 @@ def test_statements_without_a_cluster_translation_are_refused_not_run_on_one_nod
         cluster_statements(
             "CREATE MATERIALIZED VIEW v ENGINE = MergeTree ORDER BY did AS SELECT did FROM posts", CLUSTER, DATABASE
         )
+    with pytest.raises(ClusterTranslationError, match="no translation"):
+        cluster_statements("CREATE OR REPLACE VIEW v AS SELECT did FROM posts", CLUSTER, DATABASE)
+    with pytest.raises(ClusterTranslationError, match="no translation"):
+        cluster_statements("RENAME TABLE posts TO old_posts", CLUSTER, DATABASE)
     with pytest.raises(ClusterTranslationError, match="column list"):
         cluster_statements("CREATE TABLE copy AS posts ENGINE = MergeTree ORDER BY did", CLUSTER, DATABASE)
 

@@ -40,6 +40,7 @@ _DROP = re.compile(r"\s*DROP\s+(?P<kind>TABLE|VIEW)\s+(?P<ie>IF\s+EXISTS\s+)?" +
 _ALTER = re.compile(r"\s*ALTER\s+TABLE\s+" + _NAME + r"\s+(?P<rest>.*)", re.I | re.S)
 _OPTIMIZE = re.compile(r"\s*OPTIMIZE\s+TABLE\s+" + _NAME + r"(?P<rest>.*)", re.I | re.S)
 _EXCHANGE = re.compile(r"\s*EXCHANGE\s+TABLES\s+(?P<a>\w+)\s+AND\s+(?P<b>\w+)\s*$", re.I)
+_SCHEMA_CHANGE = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|ATTACH|DETACH|EXCHANGE|OPTIMIZE)\b", re.I)
 _ON_CLUSTER = re.compile(r"\bON\s+CLUSTER\b", re.I)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w+)\s*", re.I)
 _SORTING_KEY = re.compile(r"\bORDER\s+BY\s+", re.I)
@@ -65,6 +66,8 @@ def cluster_statements(sql, cluster, database):
         match = pattern.match(sql)
         if match:
             return translate(sql, match, cluster, database)
+    if _SCHEMA_CHANGE.match(sql):
+        raise ClusterTranslationError(f"cluster mode has no translation for: {sql.strip()[:200]}")
     return [sql]
 
 
