@@ -62,6 +62,9 @@ def postgres(directory):
     try:
         _wait(lambda: subprocess.run(
             [binaries / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode == 0, server, "PostgreSQL")
+        # The database DATABASE_URL names: processes the tests start (a Celery worker) use it as is.
+        subprocess.run([binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "skyline", "skyline"],
+                       check=True)
         yield f"postgres://skyline@127.0.0.1:{port}/skyline"
     finally:
         _stop(server)
