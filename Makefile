@@ -29,6 +29,11 @@ test: setup
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz_events.py $(PYTEST_ARGS)
 
+# The suite on PostgreSQL and Redis servers it starts on loopback (Debian's postgresql and redis-server).
+.PHONY: test-services
+test-services: setup
+	$(BIN)/python tests/services.py $(PYTEST_ARGS)
+
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/feeds.py

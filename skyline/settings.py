@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from skyline.db.cluster import CLUSTER_NAME
 from skyline.env import Environment, clickhouse_server, local_endpoint, origin, service_did
 
 env = Environment(os.environ)
@@ -200,6 +201,18 @@ else:
         # Sessions are kept: reopening costs little, but there is no reason to pay it per request.
         "CONN_MAX_AGE": None,
     }
+
+# Cluster mode (skyline/db/cluster.py): migrations create replicated tables ON CLUSTER, read and
+# written through Distributed tables of the same names.
+CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER")
+if CLICKHOUSE_CLUSTER:
+    if not CLICKHOUSE_URL:
+        raise ImproperlyConfigured("CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL (a server of the cluster)")
+    if not CLUSTER_NAME.fullmatch(CLICKHOUSE_CLUSTER):
+        raise ImproperlyConfigured(f"CLICKHOUSE_CLUSTER {CLICKHOUSE_CLUSTER!r} is not a cluster name")
+    _clickhouse_db["CLUSTER"] = CLICKHOUSE_CLUSTER
+    # django-clickhouse-backend then records applied migrations cluster-wide too.
+    _clickhouse_db["OPTIONS"].update(migration_cluster=CLICKHOUSE_CLUSTER, distributed_migrations=True)
 
 DATABASES = {"default": _default_db, "clickhouse": _clickhouse_db}
 DATABASE_ROUTERS = ["skyline.routers.ClickhouseRouter"]

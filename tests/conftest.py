@@ -1,4 +1,6 @@
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
@@ -12,6 +14,14 @@ def query(sql, params=None):
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@pytest.fixture(autouse=True)
+def empty_redis():
+    """With REDIS_URL (`make test-services`) each test starts on an empty Redis, as on an empty
+    database: the cache, the cursors and the task queues live there and would outlast the test."""
+    if settings.REDIS_URL:
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import redis
 from atproto_crypto.did import format_multikey
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -127,11 +128,27 @@ def clock(monkeypatch):
 
         def advance(self, seconds):
             self.offset += seconds
+            if settings.REDIS_URL:
+                _age_redis_keys(seconds)
 
     moved = Clock()
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + moved.offset)
     return moved
+
+
+def _age_redis_keys(seconds):
+    """Redis expires keys on its own clock, which the patched time.time does not move: take
+    `seconds` off every key's timeout, as the moved clock does for the in-process cache."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter():
+        remaining = client.pttl(key)
+        if remaining < 0:
+            continue  # no timeout
+        if remaining <= seconds * 1000:
+            client.delete(key)
+        else:
+            client.pexpire(key, remaining - int(seconds * 1000))
 
 
 def feed_uri(alias):

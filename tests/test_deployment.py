@@ -25,7 +25,7 @@ def assert_the_production_stack(config):
     assert set(services) == {
         "clickhouse", "redis", "postgres", "migrate", "web", "consumer", "plc-export", "worker", "beat",
     }
-    assert services["clickhouse"]["image"] == "clickhouse/clickhouse-server:24.8"
+    assert services["clickhouse"]["image"] == "clickhouse/clickhouse-server:26.9"
     for role in ("web", "consumer", "plc-export", "worker", "beat"):
         assert services[role]["environment"]["CLICKHOUSE_URL"].startswith("clickhouse://")
         assert services[role]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

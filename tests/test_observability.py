@@ -44,10 +44,11 @@ def test_healthz_answers_while_the_process_is_up(client):
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_every_store(client):
+def test_readyz_reports_every_store(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "stores": {"relational": "ok", "clickhouse": "ok"}}
+    stores = {"relational": "ok", "clickhouse": "ok", **({"redis": "ok"} if settings.REDIS_URL else {})}
+    assert response.json() == {"status": "ok", "stores": stores}
 
 
 def test_readyz_is_503_and_names_the_store_that_is_down_then_recovers(client, clickhouse_down):

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connections
 from prometheus_client import REGISTRY
 
-from apps.indexer.cursor import DatabaseCursor
+from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import ExportCursor, PlcExporter
 from tests.conftest import BOTH_STORES, query
@@ -176,8 +176,8 @@ def test_an_older_directory_is_paged_by_created_at():
         exporter(directory, page_size=4).run()
     assert directory.exports() == [("4", "0"), ("4", created_at(3)), ("4", created_at(5))]
     assert exported_rows() == expected_rows(directory)
-    assert DatabaseCursor("plc_export_time").load() == us(6)
-    assert DatabaseCursor("plc_export_seq").load() is None
+    assert cursor_store("plc_export_time").load() == us(6)
+    assert cursor_store("plc_export_seq").load() is None
 
 
 def test_lines_that_are_not_operations_are_skipped_and_counted():

@@ -32,6 +32,7 @@ def run_check(tmp_path, **variables):
         ("CLICKHOUSE_URL", "clickhouse://u:hunter2@db:notaport/x",
          "skyline: CLICKHOUSE_URL has a port that is not a number from 0 to 65535: "
          "'clickhouse://u:***@db:notaport/x'"),
+        ("CLICKHOUSE_CLUSTER", "skyline", "skyline: CLICKHOUSE_CLUSTER needs CLICKHOUSE_URL (a server of the cluster)"),
         ("JETSTREAM_REWIND_SECONDS", "nan", "skyline: JETSTREAM_REWIND_SECONDS must be a number, not 'nan'"),
         ("FEED_ACTOR_DID", "alice.bsky.social",
          "skyline: FEED_ACTOR_DID must be a did:plc: or did:web: identifier, not 'alice.bsky.social'"),

@@ -35,9 +35,11 @@ def refresh_trending_feeds():
 @shared_task
 def prune_request_analytics():
     """Delete feed request analytics and interactions older than FEED_ANALYTICS_DAYS."""
-    with connections["clickhouse"].cursor() as cursor:
+    # Through the schema editor: on a cluster (CLICKHOUSE_CLUSTER) a mutation goes to every shard's
+    # local table, as a Distributed table takes none.
+    with connections["clickhouse"].schema_editor() as editor:
         for table, column in (("feed_request_analytics", "requested_at"), ("feed_interactions", "received_at")):
-            cursor.execute(
+            editor.execute(
                 f"ALTER TABLE {table} DELETE WHERE {column} < now64(6) - toIntervalDay(%s)",
                 [settings.FEED_ANALYTICS_DAYS],
             )

@@ -10,11 +10,13 @@ from django.utils.asyncio import async_unsafe
 
 from skyline.db import metrics
 
+from ..schema import DatabaseSchemaEditor
 from . import driver
 
 
 class DatabaseWrapper(ClickhouseDatabaseWrapper):
     display_name = "ClickHouse (chDB)"
+    SchemaEditorClass = DatabaseSchemaEditor
     Database = driver
 
     def get_connection_params(self):

@@ -4,8 +4,12 @@ from clickhouse_backend.backend.base import DatabaseWrapper as ClickhouseDatabas
 
 from skyline.db import metrics
 
+from ..schema import DatabaseSchemaEditor
+
 
 class DatabaseWrapper(ClickhouseDatabaseWrapper):
+    SchemaEditorClass = DatabaseSchemaEditor
+
     def insert_rows(self, table, columns, rows):
         """Append `rows` (tuples in `columns` order) with clickhouse-driver's native insert."""
         sql = f"INSERT INTO {self.ops.quote_name(table)} ({', '.join(columns)}) VALUES"
