@@ -17,6 +17,8 @@ An account's posts, no longer together, are found through a bloom filter index o
 import clickhouse_backend.models
 from django.db import migrations
 
+from skyline.db.cluster import LOCAL_SUFFIX
+
 # table -> (sorting key before, sorting key after)
 SORTING_KEYS = {
     "posts": (("did", "rkey"), ("rkey", "did")),
@@ -25,21 +27,31 @@ SORTING_KEYS = {
 
 
 def _sort(schema_editor, table, key):
-    """Re-sort `table` by `key` (a no-op when it already is: a rerun after a crash finishes the job)."""
+    """Re-sort `table` by `key` (a no-op when it already is: a rerun after a crash finishes the job).
+
+    Every statement goes through `schema_editor.execute`, so on a cluster (CLICKHOUSE_CLUSTER) they are
+    translated like the other migrations' DDL: the copy is a replicated `_local` table behind a
+    Distributed one, and the exchange swaps the local tables on every node.
+    """
     copy = f"{table}_resorted"
+    stored = table + LOCAL_SUFFIX if schema_editor.connection.settings_dict.get("CLUSTER") else table
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {copy}")
         cursor.execute(
-            "SELECT sorting_key FROM system.tables WHERE database = currentDatabase() AND name = %s", [table]
+            "SELECT sorting_key FROM system.tables WHERE database = currentDatabase() AND name = %s", [stored]
         )
         if cursor.fetchone()[0] == ", ".join(key):
             return
-        cursor.execute(
-            f"CREATE TABLE {copy} AS {table} ENGINE = ReplacingMergeTree(time_us, deleted) ORDER BY ({', '.join(key)})"
-        )
-        cursor.execute(f"INSERT INTO {copy} SELECT * FROM {table}")
-        cursor.execute(f"EXCHANGE TABLES {table} AND {copy}")
-        cursor.execute(f"DROP TABLE {copy}")
+        cursor.execute(f"SHOW CREATE TABLE {stored}")
+        (create,) = cursor.fetchone()
+    # The column and index list of the table as it is now, given again to the copy.
+    columns = create[create.index("("):create.rindex(")", 0, create.index("\nENGINE")) + 1]
+    schema_editor.execute(f"DROP TABLE IF EXISTS {copy}")
+    schema_editor.execute(
+        f"CREATE TABLE {copy} {columns} ENGINE = ReplacingMergeTree(time_us, deleted) ORDER BY ({', '.join(key)})"
+    )
+    schema_editor.execute(f"INSERT INTO {copy} SELECT * FROM {table}")
+    schema_editor.execute(f"EXCHANGE TABLES {table} AND {copy}")
+    schema_editor.execute(f"DROP TABLE {copy}")
 
 
 def sort_by_record_key(apps, schema_editor):
@@ -50,6 +62,10 @@ def sort_by_record_key(apps, schema_editor):
 def sort_by_account(apps, schema_editor):
     for table, (before, _) in SORTING_KEYS.items():
         _sort(schema_editor, table, before)
+
+
+# Their DDL goes through the schema editor, so cluster mode translates it (tests/test_cluster.py).
+sort_by_record_key.cluster_aware = sort_by_account.cluster_aware = True
 
 
 class Migration(migrations.Migration):
