@@ -140,7 +140,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "skyline.tracing.TracingMiddleware",
     "skyline.metrics.RequestMetricsMiddleware",
     "skyline.health.StoreUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
