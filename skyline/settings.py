@@ -143,7 +143,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "skyline.tracing.TracingMiddleware",
     "skyline.metrics.RequestMetricsMiddleware",
     "skyline.health.StoreUnavailableMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware; answers preflights itself

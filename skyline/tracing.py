@@ -1,11 +1,15 @@
 """OpenTelemetry tracing, on only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-Spans go to the OTLP/HTTP exporter (which reads the standard OTEL_* variables itself); requests get
-a server span from TracingMiddleware, and code marks its own work with `tracer().start_as_current_span`.
+Spans go to the OTLP/HTTP exporter (which reads the standard OTEL_* variables itself). The maintained
+instrumentations trace Django requests, Celery tasks, outbound httpx calls and Redis commands; every
+database query gets a client span through Django's execute wrappers, which see the queries of all
+the backends (chDB's own DB-API driver included), where a DB-API instrumentation would see one
+driver's. Code marks its own work with `tracer().start_as_current_span`. With tracing off nothing is
+installed: no middleware, no wrapped method, no query wrapper.
 """
 
 from django.conf import settings
-from django.core.exceptions import MiddlewareNotUsed
+from django.db.backends.signals import connection_created
 from opentelemetry import trace
 
 _configured = False
@@ -16,6 +20,10 @@ def configure():
     if _configured or not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -28,6 +36,13 @@ def configure():
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
+    # First in MIDDLEWARE, so that requests answered early (skyline/hot_paths.py) are traced too.
+    DjangoInstrumentor().instrument()
+    # Connected here, before a worker forks its children (the SDK restarts its export thread in each).
+    CeleryInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+    RedisInstrumentor().instrument()
+    connection_created.connect(_trace_queries)
     _configured = True
 
 
@@ -35,24 +50,19 @@ def tracer():
     return trace.get_tracer("skyline")
 
 
-class TracingMiddleware:
-    """A server span per request, named for the route once Django has resolved it."""
+def _trace_queries(sender, connection, **kwargs):
+    # The signal comes again on every reconnect of the same Django connection.
+    if _query_span not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_query_span)
 
-    def __init__(self, get_response):
-        if not _configured:
-            raise MiddlewareNotUsed  # tracing is off: not even a call per request
-        self.get_response = get_response
 
-    def __call__(self, request):
-        with tracer().start_as_current_span(
-            f"{request.method} {request.path}", kind=trace.SpanKind.SERVER,
-            attributes={"http.request.method": request.method, "url.path": request.path},
-        ) as span:
-            response = self.get_response(request)
-            match = getattr(request, "resolver_match", None)
-            if match is not None and match.route:
-                span.update_name(f"{request.method} /{match.route}")
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(trace.StatusCode.ERROR)
-            return response
+def _query_span(execute, sql, params, many, context):
+    """A client span around one query; its text has placeholders, never the parameters' values."""
+    connection = context["connection"]
+    operation = sql.split(None, 1)[0].upper() if sql.strip() else "QUERY"
+    with tracer().start_as_current_span(
+        operation, kind=trace.SpanKind.CLIENT,
+        attributes={"db.system.name": connection.vendor, "db.namespace": str(connection.settings_dict["NAME"] or ""),
+                    "db.operation.name": operation, "db.query.text": sql},
+    ):
+        return execute(sql, params, many, context)

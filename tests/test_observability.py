@@ -7,6 +7,8 @@ from django.db import connections
 
 from skyline.db.clickhouse.base import DatabaseWrapper as ServerWrapper
 from tests.conftest import BOTH_STORES
+from tests.servers import LoopbackServer
+from tests.test_consume_live import redis_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -132,16 +134,19 @@ def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
     assert consumer.returncode == 0
 
 
-def _run_python(tmp_path, code, **variables):
+def _manage(tmp_path, *arguments, **variables):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path), **variables}
-    return subprocess.run([sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "manage.py", *arguments], cwd=Path(__file__).resolve().parent.parent,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _run_python(tmp_path, code, **variables):
+    return _manage(tmp_path, "shell", "--no-imports", "-c", code, **variables)
 
 
 def test_logs_are_json_lines_when_not_on_a_terminal(tmp_path):
@@ -160,29 +165,114 @@ def test_logs_are_readable_lines_when_asked_for_text(tmp_path):
     assert result.stderr.strip().splitlines()[-1].endswith(" WARNING skyline.test: disk full")
 
 
-def test_requests_are_traced_to_the_otlp_endpoint_when_one_is_set(tmp_path):
-    from tests.servers import LoopbackServer
+class Collector(LoopbackServer):
+    """An OTLP/HTTP trace collector: takes every export, keeps its spans."""
 
-    class Collector(LoopbackServer):
-        def handle(self, request):
-            return 200, {"Content-Type": "application/x-protobuf"}, b""
+    def handle(self, request):
+        return 200, {"Content-Type": "application/x-protobuf"}, b""
 
+    def spans(self):
+        """{span name: [(span, its resource's service.name)]} of everything exported to /v1/traces."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        spans = {}
+        for request in self.requests:
+            assert request.path == "/v1/traces"
+            export = ExportTraceServiceRequest.FromString(request.body)
+            for resource_spans in export.resource_spans:
+                service = _attributes(resource_spans.resource.attributes)["service.name"]
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        spans.setdefault(span.name, []).append((span, service))
+        return spans
+
+
+def _attributes(attributes):
+    def value(any_value):
+        kind = any_value.WhichOneof("value")
+        if kind == "array_value":
+            return [value(item) for item in any_value.array_value.values]
+        return getattr(any_value, kind)
+
+    return {attribute.key: value(attribute.value) for attribute in attributes}
+
+
+def test_a_feed_request_a_consumer_batch_a_plc_page_and_a_task_are_traced_to_the_otlp_endpoint(tmp_path, redis_url):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from tests.firehose_events import ALICE, BOB, T0, follow, line, post
+    from tests.plc_export import PlcExport, plc_operation
+
+    for database in ("default", "clickhouse"):
+        migrated = _manage(tmp_path, "migrate", "--database", database, "-v0")
+        assert migrated.returncode == 0, migrated.stderr
+    recording = tmp_path / "events.jsonl"
+    recording.write_bytes(line(post(ALICE, "3lpost000001a", T0, "hello"))
+                          + line(follow(BOB, "3lfollow0001a", T0 + 5, ALICE)))
     code = (
+        "from django.conf import settings\n"
+        "from django.core.management import call_command\n"
         "from django.test import Client\n"
         "from opentelemetry import trace\n"
-        "assert Client(HTTP_HOST='localhost').get('/healthz').status_code == 200\n"
+        "from apps.indexer.plc import PlcExporter\n"
+        "assert settings.MIDDLEWARE[0] == 'opentelemetry.instrumentation.django.middleware.otel_middleware"
+        "._DjangoMiddleware', settings.MIDDLEWARE\n"
+        "feed = f'at://{settings.FEED_ACTOR_DID}/app.bsky.feed.generator/whats-hot'\n"
+        "response = Client(HTTP_HOST='localhost').get('/xrpc/app.bsky.feed.getFeedSkeleton', {'feed': feed})\n"
+        "assert response.status_code == 200, response.content\n"
+        f"call_command('consume_firehose', '--replay', {str(recording)!r})\n"
+        "PlcExporter(url=settings.PLC_URL, until_caught_up=True).run()\n"
+        "from apps.feeds.tasks import prune_request_analytics\n"
+        "prune_request_analytics.apply()\n"
         "trace.get_tracer_provider().force_flush()\n"
     )
-    with Collector() as collector:
-        result = _run_python(tmp_path, code, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, SERVICE_NAME="skyline-web")
+    with PlcExport() as directory, Collector() as collector:
+        directory.add("did:plc:tracedaaaaaaaaaaaaaaaaaa", plc_operation("traced.example", "https://pds.example"), 0)
+        result = _run_python(tmp_path, code, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, SERVICE_NAME="skyline-web",
+                             PLC_URL=directory.url, OUTBOUND_ALLOW_PRIVATE="true", REDIS_URL=redis_url)
         assert result.returncode == 0, result.stderr
-    exports = [request for request in collector.requests if request.path == "/v1/traces"]
-    assert len(exports) == 1
-    assert b"GET /healthz" in exports[0].body
-    assert b"skyline-web" in exports[0].body
+        spans = collector.spans()
+
+    ((request, service),) = spans["GET xrpc/app.bsky.feed.getFeedSkeleton"]
+    assert service == "skyline-web"
+    assert request.kind == Span.SPAN_KIND_SERVER
+    assert _attributes(request.attributes)["http.status_code"] == 200
+    # The feed's ranking query, run for this request, is a client span in its trace.
+    queries = [_attributes(span.attributes) for span, _ in spans["SELECT"] if span.trace_id == request.trace_id]
+    assert [(query["db.system.name"], query["db.namespace"]) for query in queries
+            if "FROM recent_posts" in query["db.query.text"]] == [("clickhouse", "default")]
+
+    ((batch, _),) = spans["firehose.batch"]
+    assert _attributes(batch.attributes) == {
+        "firehose.rows": 4, "firehose.tables": ["follows", "posts", "repo_records"], "firehose.cursor": T0 + 5}
+
+    ((page, _),) = spans["plc.page"]
+    assert _attributes(page.attributes) == {"plc.after": "0", "plc.operations": 1}
+    within_page = sorted((span.name, _attributes(span.attributes).get("db.system", "")) for name in ("GET", "SET")
+                         for span, _ in spans[name] if span.parent_span_id == page.span_id)
+    assert within_page == [("GET", ""), ("SET", "redis")]  # the /export fetch, the cursor saved in Redis
+    (fetch,) = [span for span, _ in spans["GET"] if span.parent_span_id == page.span_id]
+    assert fetch.kind == Span.SPAN_KIND_CLIENT
+    assert _attributes(fetch.attributes)["http.url"] == f"{directory.url}/export?count=1000&after=0"
+
+    ((task, _),) = spans["run/apps.feeds.tasks.prune_request_analytics"]
+    assert sorted(_attributes(span.attributes)["db.query.text"].split(" WHERE")[0] for span, _ in spans["ALTER"]
+                  if span.parent_span_id == task.span_id) == [
+        "ALTER TABLE feed_interactions DELETE", "ALTER TABLE feed_request_analytics DELETE"]
 
 
-def test_nothing_is_exported_without_an_endpoint(tmp_path):
-    code = "from django.test import Client\nfrom skyline import tracing\nprint(tracing._configured)\n"
-    result = _run_python(tmp_path, code)
-    assert result.stdout.strip().splitlines()[-1] == "False"
+def test_without_an_endpoint_nothing_is_instrumented(client):
+    import httpx
+    import redis
+    from django.conf import settings
+
+    from skyline import tracing
+
+    assert settings.OTEL_EXPORTER_OTLP_ENDPOINT == ""
+    assert not tracing._configured
+    assert not any(name.startswith("opentelemetry") for name in settings.MIDDLEWARE)
+    assert client.get("/readyz").status_code == 200
+    assert connections["clickhouse"].execute_wrappers == []
+    assert connections["default"].execute_wrappers == []
+    assert not hasattr(httpx.HTTPTransport.handle_request, "__wrapped__")
+    assert not hasattr(redis.Redis.execute_command, "__wrapped__")

@@ -20,12 +20,14 @@ import time
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, connections
+from opentelemetry.trace import StatusCode
 from redis import RedisError
 
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff
 from skyline import outbound
+from skyline.tracing import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -209,19 +211,23 @@ class PlcExporter:
             self._pace()
             if self._stopping.is_set():
                 return
-            try:
-                page = self._fetch(http, after)
-            except FetchFailed as failure:
-                metrics.PLC_FETCH_ERRORS.labels(failure.cause).inc()
-                self._failed(failure.cause, str(failure))
-                delay = failure.retry_after if failure.retry_after is not None else self.backoff.next_delay()
-                logger.warning("plc export: %s; trying again in %.1fs", failure, delay)
-                self._stopping.wait(delay)
-                continue
-            if page.rows and not self._persist(self._write, page):
-                return
-            if page.rows and not self._persist(self.cursor.save, page):
-                return
+            # One span per page: its fetch (the HTTP call's span nests in it), write and cursor save.
+            with tracer().start_as_current_span("plc.page", attributes={"plc.after": after}) as span:
+                try:
+                    page = self._fetch(http, after)
+                except FetchFailed as failure:
+                    span.set_status(StatusCode.ERROR, failure.cause)
+                    metrics.PLC_FETCH_ERRORS.labels(failure.cause).inc()
+                    self._failed(failure.cause, str(failure))
+                    delay = failure.retry_after if failure.retry_after is not None else self.backoff.next_delay()
+                    logger.warning("plc export: %s; trying again in %.1fs", failure, delay)
+                    self._stopping.wait(delay)
+                    continue
+                span.set_attribute("plc.operations", len(page.rows))
+                if page.rows and not self._persist(self._write, page):
+                    return
+                if page.rows and not self._persist(self.cursor.save, page):
+                    return
             self.backoff.reset()
             if page.rows:
                 after = str(page.seq) if page.seq is not None else _timestamp(page.time_us)

@@ -24,6 +24,7 @@ from redis import RedisError
 
 from apps.indexer import health, metrics
 from apps.indexer.rows import COLUMNS
+from skyline.tracing import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class Writer:
                 if self.failure is not None:
                     continue
                 try:
-                    self._write(batch)
+                    with tracer().start_as_current_span("firehose.batch", attributes=_span_attributes(batch)):
+                        self._write(batch)
                 except Exception as exc:
                     logger.exception("firehose: the writer failed")
                     self.failure = WriteFailed(f"the writer failed: {exc!r}")
@@ -242,3 +244,11 @@ class Writer:
             else:
                 self._reject_log[reason] = (logged_at, unlogged)
             self.last_error = f"rejected as {reason}: {batch.examples[reason]}"
+
+
+def _span_attributes(batch):
+    attributes = {"firehose.rows": sum(len(rows) for rows in batch.rows.values()),
+                  "firehose.tables": sorted(table for table, rows in batch.rows.items() if rows)}
+    if batch.max_time_us is not None:
+        attributes["firehose.cursor"] = batch.max_time_us
+    return attributes
