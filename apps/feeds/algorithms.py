@@ -8,6 +8,7 @@ applied), so deleted posts and undone likes never count, and skip accounts in `h
 
 from django.db import connections
 
+from . import rules
 from .models import Kind
 from .registry import label_members
 
@@ -79,7 +80,7 @@ def pinned(spec):
     return list(spec.pinned)
 
 
-ALGORITHMS = {Kind.HOT: hot, Kind.TOP: top, Kind.LABEL: community, Kind.STATIC: pinned}
+ALGORITHMS = {Kind.HOT: hot, Kind.TOP: top, Kind.LABEL: community, Kind.STATIC: pinned, Kind.RULES: rules.compute}
 
 
 def compute(spec):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
 
-from . import analytics, snapshots
+from . import analytics, rules, snapshots
 from .auth import AuthError, viewer
 from .registry import served_feeds
 
@@ -53,6 +53,11 @@ def _xrpc_error(request, exc):
 @api.exception_handler(AuthError)
 def _auth_error(request, exc):
     return _json({"error": exc.error, "message": exc.message}, 401)
+
+
+@api.exception_handler(rules.SignInRequired)
+def _sign_in_required(request, exc):
+    return _json({"error": "AuthenticationRequired", "message": str(exc)}, 401)
 
 
 @api.exception_handler(snapshots.BadCursor)
@@ -114,7 +119,7 @@ def get_feed_skeleton(request, query: Query[SkeletonQuery]):
     viewer_did = viewer(request, GET_FEED_SKELETON)
     spec = _served_feed(query.feed)
     if spec.visible_to(viewer_did):
-        items, cursor = snapshots.page(spec, query.cursor or None, query.limit)
+        items, cursor = snapshots.page(spec.for_viewer(viewer_did), query.cursor or None, query.limit)
     else:
         items, cursor = spec.placeholder[:query.limit], None
     body = {"feed": items, "cursor": cursor} if cursor else {"feed": items}

@@ -6,12 +6,13 @@ deleted. Label memberships are cached for the feed's refresh interval, so a memb
 removed in the admin counts within that interval.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from django.core.cache import cache
 
 from apps.accounts.models import ActorLabel
 
+from . import rules
 from .models import PIN, Feed, post_uris
 
 REGISTRY_KEY = "feeds:registry"
@@ -28,6 +29,8 @@ class FeedSpec:
     label_id: int | None
     pinned: tuple
     placeholder: tuple
+    rules: dict = field(default_factory=dict)
+    viewer: str | None = None
 
     @classmethod
     def of(cls, feed):
@@ -40,11 +43,21 @@ class FeedSpec:
             label_id=feed.label_id,
             pinned=tuple({"post": uri, "reason": PIN} for uri in post_uris(feed.pinned_posts)),
             placeholder=tuple({"post": uri} for uri in post_uris(feed.placeholder)),
+            rules=feed.rules or {},
         )
 
     @property
     def refresh_seconds(self):
         return self.parameters.get("refresh_seconds", 60)
+
+    def for_viewer(self, viewer):
+        """The spec of the list `viewer` sees: a feed of followed accounts has one list per viewer,
+        kept under its own name (which changes with the definition) so each viewer pages their own."""
+        if not self.rules.get("followed_only"):
+            return self
+        if viewer is None:
+            raise rules.SignInRequired("this feed shows posts from the accounts you follow: sign in to see it")
+        return replace(self, alias=f"{self.alias}~{rules.digest(self.rules, self.parameters)}~{viewer}", viewer=viewer)
 
     def visible_to(self, viewer):
         """Whether `viewer` (a DID, or None when anonymous) sees this feed's posts."""
