@@ -37,8 +37,6 @@ DEFAULTS = {
 }
 _HASHTAG = re.compile(r"^\w{1,64}$")
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$")
-# What a hashtag is in the text: `#` then letters, digits and _ (RE2 syntax, Unicode classes).
-_HASHTAGS_IN_TEXT = r"#([\\pL\\pN_]+)"
 _HOT_SCORE = "greatest(l.like_count - 1, 0) / pow(intDiv(dateDiff('second', p.created_at, now64(6)), 3600) + 2, %s)"
 
 
@@ -159,8 +157,11 @@ def _text_sql(terms):
 
 
 def _hashtag_sql(tags):
+    """Any of `tags` written as #tag: the token index finds the candidates, a pattern checks the # and the end."""
     prefilter, params = _text_sql(tags)
-    return f"({prefilter} AND hasAny(extractAll(lowerUTF8(text), '{_HASHTAGS_IN_TEXT}'), %s))", params + [tags]
+    # Tags are word characters only (validated), so they are safe in the pattern as they are.
+    pattern = "#(?:" + "|".join(tags) + r")(?:[^\pL\pN_]|$)"
+    return f"({prefilter} AND match(lowerUTF8(text), %s))", params + [pattern]
 
 
 def _authors(rules, ttl):
