@@ -145,7 +145,7 @@ def main():
         screenshot(f"{base}/admin/feeds/feed/", "feeds.png", height=700)
         screenshot(f"{base}/admin/feeds/feed/{feed_pk}/change/", "feed-preview.png", height=2400)
         screenshot(f"{base}/api/admin/docs", "api-docs.png", height=1000)
-        screenshot(f"{base}/admin/feeds/feed/{rules_pk}/change/", "rules-feed.png", height=3400)
+        screenshot(f"{base}/admin/feeds/feed/{rules_pk}/change/", "rules-feed.png", height=5600)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)

@@ -184,3 +184,17 @@ def test_the_viewer_filter_serves_each_viewer_the_accounts_they_follow(client, p
         "error": "AuthenticationRequired",
         "message": "this feed shows posts from the accounts you follow: sign in to see it",
     })
+
+
+def test_a_viewers_list_is_kept_until_it_expires_or_the_feed_is_edited(client, posts, plc):
+    key, viewer = SigningKey(), did_plc("viewer1")
+    plc.add(viewer, signing_key=key.multikey)
+    follow(viewer, ALICE)
+    feed = rules_feed(words=["cat"], followed_only=True)
+    token = key.token(viewer, settings.SERVICE_DID)
+    assert chosen(client, posts, token=token) == ["a"]
+    follow(viewer, CAROL)
+    assert chosen(client, posts, token=token) == ["a"]  # the viewer's list, as computed a moment ago
+    feed.rules = {"words": ["cat", "black"], "followed_only": True}
+    feed.save()
+    assert chosen(client, posts, token=token) == ["a", "c"]

@@ -107,7 +107,7 @@ class Feed(models.Model):
         blank=True, validators=[_validate_post_uris],
         help_text="Private feeds: post at-uris, one per line, shown to viewers without the label",
     )
-    rules = models.JSONField(default=dict, blank=True, help_text="Rules feeds: which posts it shows (rules.py)")
+    rules = models.JSONField(default=dict, blank=True, help_text="Rules feeds: the rules that choose its posts")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,14 +6,14 @@ deleted. Label memberships are cached for the feed's refresh interval, so a memb
 removed in the admin counts within that interval.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from django.core.cache import cache
 
 from apps.accounts.models import ActorLabel
 
-from . import rules
 from .models import PIN, Feed, post_uris
+from .rules import SignInRequired, digest
 
 REGISTRY_KEY = "feeds:registry"
 REGISTRY_TTL = 300
@@ -29,7 +29,8 @@ class FeedSpec:
     label_id: int | None
     pinned: tuple
     placeholder: tuple
-    rules: dict = field(default_factory=dict)
+    # Defaults kept on the class, so specs cached before these fields existed still read as no rules.
+    rules: dict | None = None
     viewer: str | None = None
 
     @classmethod
@@ -53,11 +54,11 @@ class FeedSpec:
     def for_viewer(self, viewer):
         """The spec of the list `viewer` sees: a feed of followed accounts has one list per viewer,
         kept under its own name (which changes with the definition) so each viewer pages their own."""
-        if not self.rules.get("followed_only"):
+        if not (self.rules or {}).get("followed_only"):
             return self
         if viewer is None:
-            raise rules.SignInRequired("this feed shows posts from the accounts you follow: sign in to see it")
-        return replace(self, alias=f"{self.alias}~{rules.digest(self.rules, self.parameters)}~{viewer}", viewer=viewer)
+            raise SignInRequired("this feed shows posts from the accounts you follow: sign in to see it")
+        return replace(self, alias=f"{self.alias}~{digest(self.rules, self.parameters)}~{viewer}", viewer=viewer)
 
     def visible_to(self, viewer):
         """Whether `viewer` (a DID, or None when anonymous) sees this feed's posts."""

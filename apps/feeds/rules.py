@@ -258,4 +258,4 @@ def count_matching(rules, parameters):
 
 def compute(spec):
     """The rules feed `spec`: the list its viewer sees (everyone's, when the spec names no viewer)."""
-    return matching(validate(spec.rules), spec.parameters, spec.viewer)
+    return matching(validate(spec.rules or {}), spec.parameters, spec.viewer)

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='feed',
             name='rules',
-            field=models.JSONField(blank=True, default=dict, help_text='Rules feeds: which posts it shows (rules.py)'),
+            field=models.JSONField(blank=True, default=dict, help_text='Rules feeds: the rules that choose its posts'),
         ),
         migrations.AlterField(
             model_name='feed',
