@@ -41,11 +41,15 @@ for did in authors:
     label.members.create(did=did, added_by="screenshots")
 feed = Feed.objects.create(alias="demo", kind="label", label=label, display_name="Demo community",
                            description="Posts of the demo label's members")
+rules = Feed.objects.create(alias="coffee", kind="rules", display_name="Coffee talk",
+                            description="Coffee and rainy days, in English, hottest first",
+                            rules={"words": ["coffee", "rain sun"], "languages": ["en"], "exclude_replies": True,
+                                   "hours": 48, "order": "hot"})
 user = get_user_model().objects.create_superuser("admin", "admin@example.com", "screenshots")
 client = Client(SERVER_NAME="localhost")
 client.force_login(user)
 response = client.post("/admin/accounts/apikey/add/", {"name": "demo moderators", "label": label.pk})
-print(client.cookies["sessionid"].value, feed.pk, response["Location"])
+print(client.cookies["sessionid"].value, feed.pk, response["Location"], rules.pk)
 """
 
 
@@ -64,10 +68,18 @@ def cookie_proxy(target_port, cookie):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            self.forward("GET")
+
+        def do_POST(self):
+            # The rules preview is asked for by POST (the form as typed, with its CSRF token).
+            self.forward("POST", self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+        def forward(self, method, body=None):
             upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
             headers = {name: value for name, value in self.headers.items() if name.lower() != "cookie"}
-            headers["Cookie"] = f"sessionid={cookie}"
-            upstream.request("GET", self.path, headers=headers)
+            # The browser's own cookies (the CSRF token the admin set) go along with the admin's session.
+            headers["Cookie"] = "; ".join(filter(None, [self.headers.get("Cookie"), f"sessionid={cookie}"]))
+            upstream.request(method, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             body = response.read()
             self.send_response(response.status)
@@ -111,7 +123,7 @@ def main():
     made = subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True)
     if made.returncode:
         sys.exit(made.stderr)
-    cookie, feed_pk, key_page = made.stdout.split()
+    cookie, feed_pk, key_page, rules_pk = made.stdout.split()
     port = free_port()
     server = subprocess.Popen([sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -133,6 +145,7 @@ def main():
         screenshot(f"{base}/admin/feeds/feed/", "feeds.png", height=700)
         screenshot(f"{base}/admin/feeds/feed/{feed_pk}/change/", "feed-preview.png", height=2400)
         screenshot(f"{base}/api/admin/docs", "api-docs.png", height=1000)
+        screenshot(f"{base}/admin/feeds/feed/{rules_pk}/change/", "rules-feed.png", height=5600)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)

@@ -9,6 +9,7 @@ sorted by record key (time), so each statement reads its window, not the history
 
 from django.db import connections
 
+from . import rules
 from .models import Kind
 from .registry import label_members
 
@@ -83,6 +84,8 @@ def compute(spec):
     """The full skeleton of the feed `spec`, best first."""
     if spec.kind == Kind.STATIC:
         return list(spec.pinned)
+    if spec.kind == Kind.RULES:
+        return rules.compute(spec)
     found = statement(spec)
     if found is None:
         return []

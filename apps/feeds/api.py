@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from skyline.bodies import JsonParser, http_error_message
 
-from . import analytics, metrics, snapshots
+from . import analytics, metrics, rules, snapshots
 from .auth import AuthError, viewer
 from .registry import served_feeds
 
@@ -136,7 +136,7 @@ def get_feed_skeleton(request):
         viewer_did = viewer(request, GET_FEED_SKELETON)
         spec = _served_feed(feed)
         if spec.visible_to(viewer_did):
-            items, next_cursor = snapshots.page(spec, cursor, limit)
+            items, next_cursor = snapshots.page(spec.for_viewer(viewer_did), cursor, limit)
         else:
             items, next_cursor = spec.placeholder[:limit], None
     except XrpcError as exc:
@@ -145,6 +145,8 @@ def get_feed_skeleton(request):
         return _auth_error(request, exc)
     except snapshots.BadCursor as exc:
         return _json({"error": "InvalidRequest", "message": str(exc)}, 400)
+    except rules.SignInRequired as exc:
+        return _json({"error": "AuthenticationRequired", "message": str(exc)}, 401)
     response = _json({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
     now = timezone.now()
     analytics.feed_requests.add((

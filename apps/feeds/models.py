@@ -16,6 +16,8 @@ from django.db.models import CompositePrimaryKey
 
 from apps.accounts.models import Label
 
+from .rules import validate as validate_rules
+
 # The rkey syntax of atproto records: what an alias may be, since it ends the feed's at-uri.
 _RKEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
 POST_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+)/app\.bsky\.feed\.post/([A-Za-z0-9._:~-]+)$")
@@ -43,6 +45,7 @@ class Kind(models.TextChoices):
     TOP = "top", "Top (most liked in a window)"
     LABEL = "label", "Community (authors holding a label)"
     STATIC = "static", "Static (pinned posts)"
+    RULES = "rules", "Rules (words, hashtags, languages, authors…)"
 
 
 # Each kind's parameters, with their defaults and the range an operator may set.
@@ -68,6 +71,11 @@ PARAMETERS = {
         "refresh_seconds": (60, 10, 86_400),
     },
     Kind.STATIC: {},
+    Kind.RULES: {
+        "gravity": (1.8, 0.0, 10.0),
+        "max_posts": (3000, 1, 10_000),
+        "refresh_seconds": (60, 10, 86_400),
+    },
 }
 
 
@@ -103,6 +111,7 @@ class Feed(models.Model):
         blank=True, validators=[_validate_post_uris],
         help_text="Private feeds: post at-uris, one per line, shown to viewers without the label",
     )
+    rules = models.JSONField(default=dict, blank=True, help_text="Rules feeds: the rules that choose its posts")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +142,12 @@ class Feed(models.Model):
             errors["label"] = "A private feed needs the label its viewers must hold."
         if self.kind == Kind.STATIC and not post_uris(self.pinned_posts):
             errors["pinned_posts"] = "A static feed needs at least one post."
+        if self.kind == Kind.RULES:
+            try:
+                validate_rules(self.rules)
+            except ValidationError as exc:
+                errors["rules"] = [f"{name}: {message}" for name, messages in exc.message_dict.items()
+                                   for message in messages]
         if errors:
             raise ValidationError(errors)
 

@@ -7,8 +7,8 @@ from django.db import connections
 
 from apps.indexer.profiles import display_names
 
-from . import snapshots
-from .models import PIN
+from . import rules, snapshots
+from .models import PIN, Kind
 from .registry import FeedSpec
 
 PREVIEW_POSTS = 30
@@ -26,12 +26,20 @@ def first_page(feed, limit=PREVIEW_POSTS):
     with uri, did, handle, display_name, text, created_at, likes and pinned; a post the index does
     not hold has text None."""
     items, _ = snapshots.page(FeedSpec.of(feed), None, limit)
+    if feed.kind == Kind.RULES:
+        hours = {**rules.DEFAULTS, **feed.rules}["hours"]
+    else:
+        hours = feed.effective_parameters().get("hours", DEFAULT_LIKE_HOURS)
+    return posts_shown(items, hours)
+
+
+def posts_shown(items, hours):
+    """The skeleton `items` as first_page shows them, likes counted over the last `hours`."""
     uris = [item["post"] for item in items]
     if not uris:
         return []
     parts = {uri: uri[len("at://"):].split("/") for uri in uris}
     dids = sorted({part[0] for part in parts.values()})
-    hours = feed.effective_parameters().get("hours", DEFAULT_LIKE_HOURS)
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute(_POSTS, [tuple(dids), tuple(sorted({part[-1] for part in parts.values()}))])
         posts = {uri: (text, created_at) for uri, _, text, created_at in cursor.fetchall()}

@@ -6,13 +6,14 @@ deleted. Label memberships are cached for the feed's refresh interval, so a memb
 removed in the admin counts within that interval.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.core.cache import cache
 
 from apps.accounts.models import ActorLabel
 
 from .models import PIN, Feed, post_uris
+from .rules import SignInRequired, digest
 
 REGISTRY_KEY = "feeds:registry"
 REGISTRY_TTL = 300
@@ -29,6 +30,9 @@ class FeedSpec:
     label_id: int | None
     pinned: tuple
     placeholder: tuple
+    # Defaults kept on the class, so specs cached before these fields existed still read as no rules.
+    rules: dict | None = None
+    viewer: str | None = None
 
     @classmethod
     def of(cls, feed):
@@ -42,11 +46,21 @@ class FeedSpec:
             label_id=feed.label_id,
             pinned=tuple({"post": uri, "reason": PIN} for uri in post_uris(feed.pinned_posts)),
             placeholder=tuple({"post": uri} for uri in post_uris(feed.placeholder)),
+            rules=feed.rules or {},
         )
 
     @property
     def refresh_seconds(self):
         return self.parameters.get("refresh_seconds", 60)
+
+    def for_viewer(self, viewer):
+        """The spec of the list `viewer` sees: a feed of followed accounts has one list per viewer,
+        kept under its own name (which changes with the definition) so each viewer pages their own."""
+        if not (self.rules or {}).get("followed_only"):
+            return self
+        if viewer is None:
+            raise SignInRequired("this feed shows posts from the accounts you follow: sign in to see it")
+        return replace(self, alias=f"{self.alias}~{digest(self.rules, self.parameters)}~{viewer}", viewer=viewer)
 
     def visible_to(self, viewer):
         """Whether `viewer` (a DID, or None when anonymous) sees this feed's posts."""

@@ -54,7 +54,7 @@ def parse_query(q):
     return words, phrases
 
 
-def _match_sql(words, phrases):
+def match_sql(words, phrases):
     """SQL conditions and parameters for the words and phrases."""
     conditions, params = [], []
     for word in words + [token for phrase in phrases for token in phrase]:
@@ -118,7 +118,7 @@ def search_posts(q="", author="", lang="", since="", until="", limit=25, cursor=
         raise SearchError("q must have a word to search for (or give author)")
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
-    conditions, params = _match_sql(words, phrases)
+    conditions, params = match_sql(words, phrases)
     if author:
         conditions.append("did = %s")
         params.append(_author_did(author))

@@ -1,0 +1,115 @@
+"""Rules feeds in the admin: rules typed as form fields, stored as JSON, and a live preview of what they choose."""
+
+import datetime
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import Client
+
+from apps.accounts.models import Label
+from apps.feeds.models import Feed
+from tests.conftest import BOTH_STORES
+from tests.feed_fixtures import POST_COLUMNS, ago, did_plc, like
+
+pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
+
+ADD_URL = "/admin/feeds/feed/add/"
+PREVIEW_URL = "/admin/feeds/feed/rules-preview/"
+ALICE, BOB = did_plc("alice"), did_plc("bob")
+FORM = {
+    "alias": "cats", "kind": "rules", "display_name": "Cats", "description": "", "enabled": "on",
+    "parameters": "{}", "pinned_posts": "", "placeholder": "", "label": "",
+    "words": 'cat "black cat"', "hashtags": "#Caturday", "languages": "en ja", "media": "any", "accounts": "",
+    "exclude_words": "", "min_likes": "", "min_reposts": "0", "hours": "12", "order": "newest",
+}
+
+
+def indexed_post(did, rkey, text, created_at, langs=("en",)):
+    uri = f"at://{did}/app.bsky.feed.post/{rkey}"
+    connections["clickhouse"].insert_rows(
+        "posts", POST_COLUMNS, [(did, rkey, uri, created_at, text, list(langs), 0, "", "", 0, 1)])
+    return uri
+
+
+def visible_text(html):
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def test_rules_typed_in_the_form_are_saved_as_json(admin_client):
+    Label.objects.create(name="mpls")
+    response = admin_client.post(ADD_URL, {**FORM, "labels": ["mpls"], "exclude_replies": "on"})
+    assert response.status_code == 302, response.content.decode()
+    assert Feed.objects.get(alias="cats").rules == {
+        "words": ["cat", "black cat"], "hashtags": ["caturday"], "languages": ["en", "ja"], "labels": ["mpls"],
+        "exclude_replies": True, "hours": 12,
+    }
+    page = admin_client.get(f"/admin/feeds/feed/{Feed.objects.get(alias='cats').pk}/change/").text
+    assert 'name="words" value="cat &quot;black cat&quot;"' in page
+    assert 'name="hashtags" value="#caturday"' in page
+
+
+def test_bad_rules_are_shown_on_their_fields(admin_client):
+    response = admin_client.post(ADD_URL, {**FORM, "languages": "english!", "accounts": "alice.test"})
+    assert response.status_code == 200
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', response.text, re.S)
+    assert [visible_text(error) for error in errors] == [
+        "A language is a tag such as en or pt-BR: &#x27;english!&#x27;",
+        "An account is a DID such as did:plc:…: &#x27;alice.test&#x27;",
+    ]
+    assert not Feed.objects.filter(alias="cats").exists()
+
+
+def test_another_kind_keeps_no_rules(admin_client):
+    response = admin_client.post(ADD_URL, {**FORM, "kind": "top", "languages": "english!"})
+    assert response.status_code == 302
+    assert Feed.objects.get(alias="cats").rules == {}
+
+
+def test_the_preview_shows_the_first_page_and_the_count_of_unsaved_rules(admin_client):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    connections["clickhouse"].insert_rows("identities", ["did", "seq", "changed_at", "time_us", "handle"],
+                                          [(ALICE, 1, now, 10, "alice.test")])
+    posted = (now - datetime.timedelta(minutes=30)).replace(second=0, microsecond=0)
+    like(indexed_post(ALICE, "3lcat", "My <black> cat", posted), 2)
+    indexed_post(BOB, "3ltag", "Happy #caturday", posted - datetime.timedelta(minutes=1), langs=["ja"])
+    indexed_post(BOB, "3ldog", "My dog", posted)
+    indexed_post(BOB, "3lold", "old cat", ago(hours=13))
+    response = admin_client.post(PREVIEW_URL, FORM)
+    assert response.status_code == 200
+    assert visible_text(re.search(r'<p class="rules-count">(.*?)</p>', response.text).group(1)) == "2 posts match now."
+    rows = [visible_text(row) for row in re.findall(r"<tr>(.*?)</tr>", response.text, re.S)[1:]]
+    when, before = f"{posted:%Y-%m-%d %H:%M} UTC", f"{posted - datetime.timedelta(minutes=1):%Y-%m-%d %H:%M} UTC"
+    assert len(rows) == 2
+    assert re.fullmatch(rf"@alice\.test My &lt;black&gt; cat view {when} 3[01] minutes ago 2", rows[0]), rows[0]
+    assert re.fullmatch(rf"{BOB} Happy #caturday view {before} 3[12] minutes ago 0", rows[1]), rows[1]
+    assert not Feed.objects.exists()  # nothing was saved
+
+
+def test_the_preview_says_what_to_fix(admin_client):
+    response = admin_client.post(PREVIEW_URL, {**FORM, "hours": "100", "hashtags": "#not-a-tag"})
+    assert [visible_text(item) for item in re.findall(r"<li>(.*?)</li>", response.text)] == [
+        "Within the last hours: Ensure this value is less than or equal to 72.",
+    ]
+    response = admin_client.post(PREVIEW_URL, {**FORM, "hashtags": "#not-a-tag"})
+    assert [visible_text(item) for item in re.findall(r"<li>(.*?)</li>", response.text)] == [
+        "hashtags: A hashtag is lower-case letters, digits and _ (without the #): &#x27;not-a-tag&#x27;",
+    ]
+
+
+def test_the_preview_is_for_staff_with_a_csrf_token_and_by_post(admin_client):
+    assert admin_client.get(PREVIEW_URL).status_code == 405
+    assert Client().post(PREVIEW_URL, FORM).status_code == 302  # to the admin login
+    checked = Client(enforce_csrf_checks=True)
+    checked.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    assert checked.post(PREVIEW_URL, FORM).status_code == 403
+
+
+def test_the_change_form_asks_for_the_preview_as_rules_are_typed(admin_client):
+    page = admin_client.get(ADD_URL).text
+    assert f'<div id="rules-preview" data-url="{PREVIEW_URL}" aria-live="polite">' in page
+    assert 'fetch(box.dataset.url, {method: "POST", body: new FormData(form)' in page
+    for name in ("words", "hashtags", "languages", "media", "accounts", "exclude_replies", "exclude_words",
+                 "min_likes", "min_reposts", "hours", "order", "followed_only"):
+        assert f'name="{name}"' in page
