@@ -31,7 +31,9 @@ class BadCursor(ValueError):
 
 _recent = OrderedDict()
 _recent_lock = threading.Lock()
-_compute_locks = {}
+# Striped: a fixed number of locks however many lists there are (one per viewer for feeds of
+# followed accounts), so viewers cannot grow it; two lists sharing a stripe only take turns.
+_compute_locks = tuple(threading.Lock() for _ in range(64))
 
 
 def _current_key(alias):
@@ -97,8 +99,7 @@ def current(spec):
     if found is not None:
         return found
     # One computation per feed and process at a time; the others wait for it and reuse it.
-    lock = _compute_locks.setdefault(spec.alias, threading.Lock())
-    with lock:
+    with _compute_locks[hash(spec.alias) % len(_compute_locks)]:
         found = _current(spec.alias)
         if found is None:
             items = tuple(compute(spec))
