@@ -5,7 +5,6 @@ batches to the writer, which writes them and then saves the cursor.
 can run the consumer in a thread); installing signal handlers is left to the caller.
 """
 
-import gc
 import hashlib
 import logging
 import threading
@@ -99,10 +98,6 @@ class Consumer:
             self.writer.stop_retrying()
 
     def run(self):
-        # What is alive by now (Django, the modules, the app's state) lives as long as the process:
-        # moved out of the collector's reach, a full collection scans only the consumer's batches
-        # instead of the whole heap, which in `manage.py serve` paused requests for 200 ms.
-        gc.freeze()
         self._saved_cursor = self.cursor.load() if self.cursor is not None else None
         self.writer = Writer(self.cursor).start()
         try:
