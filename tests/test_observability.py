@@ -272,7 +272,8 @@ def test_without_an_endpoint_nothing_is_instrumented(client):
     assert not tracing._configured
     assert not any(name.startswith("opentelemetry") for name in settings.MIDDLEWARE)
     assert client.get("/readyz").status_code == 200
-    assert connections["clickhouse"].execute_wrappers == []
-    assert connections["default"].execute_wrappers == []
+    # The store's own query timing (skyline/db/metrics.py) stays; no span wrapper joins it.
+    assert tracing._query_span not in connections["clickhouse"].execute_wrappers
+    assert tracing._query_span not in connections["default"].execute_wrappers
     assert not hasattr(httpx.HTTPTransport.handle_request, "__wrapped__")
     assert not hasattr(redis.Redis.execute_command, "__wrapped__")
