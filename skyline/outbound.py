@@ -67,6 +67,10 @@ class RefusedDestination(OutboundError):
     """A destination the network chose that Skyline does not call (not https, not public)."""
 
 
+class Unreachable(OutboundError):
+    """The server could not be reached or did not answer in time (as opposed to answering wrongly)."""
+
+
 class TooLarge(OutboundError):
     """An answer over the size cap of its kind."""
 
@@ -256,9 +260,9 @@ class Client:
                     raise TooLarge(f"the answer is over {limit:,} bytes", response.status_code)
                 yield response.status_code, response.headers, _capped(response.iter_raw(), limit, response)
         except httpx.TimeoutException:
-            raise OutboundError("the server did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise OutboundError(f"the server could not be reached ({type(exc).__name__})") from None
+            raise Unreachable("the server did not answer in time") from None
+        except httpx.HTTPError:
+            raise Unreachable("the server could not be reached") from None
         finally:
             _deadline.reset(token)
 

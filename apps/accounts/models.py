@@ -4,12 +4,13 @@ import hmac
 import re
 import secrets
 
-import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+
+from skyline import outbound
 
 
 class MembershipError(Exception):
@@ -23,7 +24,7 @@ def _unreachable(exc):
     """Whether an identity failure came from the network (a server that could not be reached or
     did not answer in time), found in the exceptions it was raised from."""
     while exc is not None:
-        if isinstance(exc, (httpx.TransportError, OSError)):
+        if isinstance(exc, (outbound.Unreachable, OSError)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
