@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from contextlib import closing
+from pathlib import Path
 
 import websockets
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.conf import settings
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff, JetstreamClient, SilentStream
+from apps.indexer.mapper import MapperProcess
 from apps.indexer.replay import open_replay
 from apps.indexer.rows import RowBatch, collection_matcher
 from apps.indexer.writer import Writer
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 # How often the consumer's state is published while nothing changes (the dashboard calls a
 # consumer silent for a minute "stale").
 REPORT_SECONDS = 5.0
+# A replay's batches when none is given: every insert costs the store a fixed 15-75 ms per table
+# (its views and index included), so a recording, which has no latency to keep, goes in bigger ones.
+REPLAY_BATCH_SIZE = 50_000
 
 
 def stream_name(collections):
@@ -37,6 +42,11 @@ def stream_name(collections):
     if len(name) > 64:
         name = "jetstream:" + hashlib.sha256(name.encode()).hexdigest()[:32]
     return name
+
+
+def _store_takes_encoded_rows():
+    """Whether the ClickHouse store is chDB, whose driver inserts EncodedRows as they are."""
+    return settings.DATABASES["clickhouse"]["ENGINE"] == "skyline.db.chdb"
 
 
 class Consumer:
@@ -56,6 +66,7 @@ class Consumer:
         progress=None,
         cursor_name=None,
         backoff=None,
+        map_in_child=True,
     ):
         """Follow Jetstream at `url` (default JETSTREAM_URL), or read the recording at `replay`.
 
@@ -63,13 +74,14 @@ class Consumer:
         cursor, `rewind_seconds` earlier. `zstd_dictionary` (bytes) asks for zstd frames. A replay
         saves no cursor: a recording says nothing about where the live stream is. `progress` is a
         tqdm-like class to show a replay's progress with. `backoff` paces reconnections.
+        `map_in_child`: a replay is parsed and mapped by a child process (apps.indexer.mapper).
         """
         self.url = url or settings.JETSTREAM_URL
         self.collections = list(collections)
         self.start_cursor = cursor
         self.replay = replay
         self.zstd_dictionary = zstd_dictionary
-        self.batch_size = batch_size or settings.JETSTREAM_BATCH_SIZE
+        self.batch_size = batch_size or (REPLAY_BATCH_SIZE if replay else settings.JETSTREAM_BATCH_SIZE)
         self.flush_seconds = flush_seconds or settings.JETSTREAM_FLUSH_SECONDS
         rewind = settings.JETSTREAM_REWIND_SECONDS if rewind_seconds is None else rewind_seconds
         self.rewind_us = int(rewind * 1_000_000)
@@ -89,6 +101,8 @@ class Consumer:
                             "failed_attempts": 0, "last_event_at": None, "replay": None}
         self._next_report = 0.0
         self._saved_cursor = None
+        self.map_in_child = map_in_child
+        self.mapper = None
 
     def stop(self):
         """Stop reading; run() then writes what it has, saves the cursor and returns (or, if the
@@ -96,12 +110,16 @@ class Consumer:
         self._stopping.set()
         if self.writer is not None:
             self.writer.stop_retrying()
+        if self.mapper is not None:
+            self.mapper.stop()
 
     def run(self):
         self._saved_cursor = self.cursor.load() if self.cursor is not None else None
         self.writer = Writer(self.cursor).start()
         try:
-            if self.replay:
+            if self.replay and self.map_in_child:
+                self._replay_in_child()
+            elif self.replay:
                 self._replay()
             else:
                 self._follow()
@@ -182,6 +200,43 @@ class Consumer:
         self._connection["replay"]["events"] = self._events_read + self._batch.events
         if self._connection["replay"]["events"]:
             self._connection["last_event_at"] = time.time()
+
+    def _replay_in_child(self):
+        """As _replay, with the parsing and mapping done by a child process (MapperProcess)."""
+        size = None if self.replay == "-" else Path(self.replay).stat().st_size
+        progress = {"path": str(self.replay), "bytes_total": size, "bytes_read": 0, "events": 0, "done": False}
+        self._report(state=health.REPLAYING, replay=progress)
+        bar = self.progress(total=size, unit="B", unit_scale=True) if self.progress else None
+        self.mapper = MapperProcess(self.replay, batch_size=self.batch_size, max_event_bytes=self.max_event_bytes,
+                                    collections=self.collections, encode=_store_takes_encoded_rows())
+        try:
+            if self._stopping.is_set():  # stop() came before the child existed
+                self.mapper.stop()
+            for batch, position in self.mapper.batches():
+                self._submit(batch)
+                if bar is not None and size:
+                    bar.update(position - bar.n)
+                progress["bytes_read"] = position
+                self._heartbeat(time.monotonic(), True)
+                if self._stopping.is_set():
+                    break
+            else:
+                if not self._stopping.is_set():
+                    progress.update(done=True, bytes_read=size)
+        finally:
+            self.mapper.close()
+            if bar is not None:
+                bar.close()
+        progress["events"] = self._events_read
+        if self._events_read:
+            self._connection["last_event_at"] = time.time()
+
+    def _submit(self, batch):
+        """Hand a mapped batch to the writer, as _flush does."""
+        if batch.max_time_us is not None and (self._newest is None or batch.max_time_us > self._newest):
+            self._newest = batch.max_time_us
+        self._events_read += batch.events
+        self.writer.submit(batch)
 
     def _resume_cursor(self):
         """Where to (re)connect: just before the newest event seen, else the given or saved cursor."""

@@ -4,7 +4,6 @@ Kept in Redis when REDIS_URL is set (so any consumer process can take over), oth
 relational store. Jetstream cursors are times, not offsets, so one value works against any host.
 """
 
-import redis
 from django.conf import settings
 
 from apps.indexer.models import FirehoseCursor
@@ -12,6 +11,8 @@ from apps.indexer.models import FirehoseCursor
 
 class RedisCursor:
     def __init__(self, url, name):
+        import redis  # here, not with the module: loading redis costs a noticeable part of the start-up
+
         self._client = redis.Redis.from_url(url)
         self._key = f"skyline:indexer:cursor:{name}"
 

@@ -9,11 +9,11 @@ right even when the consumer is down.
 """
 
 import logging
+import sys
 import time
 
 from django.core.cache import cache
 from django.utils import timezone
-from redis import RedisError
 
 from apps.indexer.cursor import cursor_store
 
@@ -26,6 +26,13 @@ PLC_KEY = "skyline:plc:health"
 # What the consumer is doing. "disconnected": the last connection failed or ended; it waits to retry.
 CONNECTING, CONNECTED, DISCONNECTED = "connecting", "connected", "disconnected"
 REPLAYING, STOPPED = "replaying", "stopped"
+
+
+def _cache_errors():
+    """A cache being down: OSError, and Redis's errors once redis is loaded (the Redis cache loads
+    it; importing it here only to name its error would cost a noticeable part of the start-up)."""
+    redis = sys.modules.get("redis")
+    return (redis.RedisError, OSError) if redis is not None else (OSError,)
 
 
 def publish(*, last_time_us, events_per_second, rejects, last_error):
@@ -55,7 +62,7 @@ def _publish(key, state):
     """A cache that is down must not stop the role that reports to it."""
     try:
         cache.set(key, {**state, "updated_at": timezone.now()}, timeout=None)
-    except (RedisError, OSError) as exc:
+    except _cache_errors() as exc:
         logger.warning("could not publish health to the cache: %s", exc)
 
 

@@ -336,6 +336,29 @@ def is_collection_pattern(pattern):
     return _NSID.fullmatch(pattern) is not None
 
 
+class EncodedRows:
+    """One table's rows as the body of a JSONCompactEachRow insert: the rows' JSON arrays separated
+    by commas (what the chDB driver sends), made where the rows were mapped so the writing process
+    handles bytes, not rows. `decoded()` gives the rows back (times as ISO 8601 text, which the
+    store reads the same) for the writer to bisect a batch the store refused."""
+
+    __slots__ = ("payload", "count")
+
+    def __init__(self, payload, count):
+        self.payload = payload
+        self.count = count
+
+    @classmethod
+    def of(cls, rows):
+        return cls(orjson.dumps(rows)[1:-1], len(rows))
+
+    def __len__(self):
+        return self.count
+
+    def decoded(self):
+        return [tuple(row) for row in orjson.loads(b"[" + self.payload + b"]")]
+
+
 class RowBatch:
     """The rows of a run of events, one list per table, plus what the run covered.
 

@@ -16,11 +16,11 @@ import json
 import logging
 import queue
 import random
+import sys
 import threading
 import time
 
 from django.db import DatabaseError, connections
-from redis import RedisError
 
 from apps.indexer import health, metrics
 from apps.indexer.rows import COLUMNS
@@ -59,6 +59,14 @@ CONTENT_ERROR_CODES = frozenset({
     691,  # UNKNOWN_ELEMENT_OF_ENUM
 })
 MAX_REFUSAL_DETAIL = 300
+
+
+def _unavailable_errors():
+    """The errors of a store being unavailable: the database's, and Redis's once anything loaded
+    redis (the cursor or the cache in Redis); redis is not imported for this, as it costs a
+    noticeable part of the start-up and a process that never loaded it cannot raise its errors."""
+    redis = sys.modules.get("redis")
+    return (DatabaseError, redis.RedisError) if redis is not None else (DatabaseError,)
 
 
 def store_refused(exc):
@@ -178,6 +186,7 @@ class Writer:
         except Exception as exc:
             if not store_refused(exc):
                 raise
+            rows = rows.decoded() if hasattr(rows, "decoded") else rows  # EncodedRows: split the rows
             if len(rows) == 1:
                 refused.append((table, rows[0], exc))
                 return True
@@ -192,7 +201,7 @@ class Writer:
             try:
                 action(*args)
                 return True
-            except (DatabaseError, RedisError) as exc:
+            except _unavailable_errors() as exc:
                 if store_refused(exc):
                     raise
                 attempt += 1

@@ -96,8 +96,7 @@ def _open(path):
     (gunicorn's master) leaves its child unable to run a query, so `manage.py serve` must be able
     to load Django and this backend without loading chDB.
     """
-    import chdb
-
+    chdb = _import_chdb()
     with _engine_lock:
         try:
             if path not in _engine_anchor:
@@ -109,6 +108,27 @@ def _open(path):
             if "Cannot lock file" in text or "Error initializing EmbeddedServer" in text:
                 raise DataDirectoryLocked(path) from None
             raise _error_from(exc) from None
+
+
+def _import_chdb():
+    """The chdb package, loaded without pyarrow (and the numpy it pulls in).
+
+    chdb's package imports pyarrow when it is installed (a third of a second), yet treats it as
+    optional: the Arrow results this driver never asks for are all that need it. Marking pyarrow
+    missing while chdb loads keeps it out; the mark is lifted at once, so code that does use
+    pyarrow still imports it as usual.
+    """
+    if "chdb" in sys.modules:
+        return sys.modules["chdb"]
+    hidden = "pyarrow" not in sys.modules
+    if hidden:
+        sys.modules["pyarrow"] = None  # `import pyarrow` raises ImportError while this stands
+    try:
+        import chdb
+    finally:
+        if hidden and "pyarrow" in sys.modules and sys.modules["pyarrow"] is None:
+            del sys.modules["pyarrow"]
+    return chdb
 
 
 @contextmanager
@@ -156,12 +176,16 @@ class Connection:
         return result.bytes()
 
     def insert_rows(self, table, columns, rows):
-        """Stream `rows` (tuples in `columns` order) into `table`; the number of rows inserted."""
+        """Stream `rows` (tuples in `columns` order, or EncodedRows) into `table`; the number of rows inserted."""
         head = f"INSERT INTO {table} ({', '.join(columns)})"
         # One dumps of the whole list is ~20x faster than one per row; JSONCompactEachRow reads
         # rows separated by commas, so the list's brackets are all that has to go.
-        rows = rows if isinstance(rows, (list, tuple)) else list(rows)
-        payload = orjson.dumps(rows)[1:-1]
+        encoded = getattr(rows, "payload", None)  # rows already encoded (apps.indexer.rows.EncodedRows)
+        if encoded is not None:
+            payload, count = encoded, len(rows)
+        else:
+            rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+            payload, count = orjson.dumps(rows)[1:-1], len(rows)
         with self._lock:
             try:
                 # The block cancels an insert the store refused; left open, it would block the session.
@@ -169,7 +193,7 @@ class Connection:
                     inserter.append(payload)
                     inserter.finish()
                 # Not finish().rows_written: that also counts what materialized views wrote.
-                return len(rows)
+                return count
             except RuntimeError as exc:
                 raise _error_from(exc.__cause__ or exc) from None
 
