@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from contextlib import closing
-from pathlib import Path
 
 import websockets
 from django.conf import settings
@@ -19,7 +18,7 @@ from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff, JetstreamClient, SilentStream
 from apps.indexer.mapper import MapperProcess
-from apps.indexer.replay import open_replay
+from apps.indexer.replay import open_replay, replay_size
 from apps.indexer.rows import RowBatch, collection_matcher
 from apps.indexer.writer import Writer
 
@@ -203,7 +202,7 @@ class Consumer:
 
     def _replay_in_child(self):
         """As _replay, with the parsing and mapping done by a child process (MapperProcess)."""
-        size = None if self.replay == "-" else Path(self.replay).stat().st_size
+        size = replay_size(self.replay)
         progress = {"path": str(self.replay), "bytes_total": size, "bytes_read": 0, "events": 0, "done": False}
         self._report(state=health.REPLAYING, replay=progress)
         bar = self.progress(total=size, unit="B", unit_scale=True) if self.progress else None

@@ -96,11 +96,17 @@ class MapperProcess:
 
 
 def _encoded(rows, encode):
-    if not encode:
-        return {table: table_rows for table, table_rows in rows.items() if table_rows}
-    from apps.indexer.rows import EncodedRows
+    """The non-empty tables of `rows`, each encoded for the store when `encode`."""
+    rows = {table: table_rows for table, table_rows in rows.items() if table_rows}
+    if encode:
+        from apps.indexer.rows import EncodedRows
 
-    return {table: EncodedRows.of(table_rows) for table, table_rows in rows.items() if table_rows}
+        for table, table_rows in rows.items():
+            try:
+                rows[table] = EncodedRows.of(table_rows)
+            except TypeError:  # a value JSON cannot carry: sent as rows, for the writer to find and refuse
+                pass
+    return rows
 
 
 def _send(output, batch, position, encode):

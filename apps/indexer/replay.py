@@ -3,6 +3,7 @@
 import gzip
 import io
 import os
+import stat
 import sys
 from contextlib import contextmanager
 
@@ -20,7 +21,8 @@ class ReplayFile:
             self.lines = self._raw
             return
         self._raw = open(path, "rb", buffering=1 << 20)
-        self.size = os.fstat(self._raw.fileno()).st_size
+        status = os.fstat(self._raw.fileno())
+        self.size = status.st_size if stat.S_ISREG(status.st_mode) else None  # a pipe has no size, no position
         if path.endswith(".gz"):
             self.lines = io.BufferedReader(gzip.GzipFile(fileobj=self._raw), buffer_size=1 << 20)
         elif path.endswith(".zst"):
@@ -30,13 +32,21 @@ class ReplayFile:
             self.lines = self._raw
 
     def position(self):
-        """Bytes of the stored file read so far (None for stdin)."""
+        """Bytes of the stored file read so far (None for stdin or a pipe)."""
         return None if self.size is None else self._raw.tell()
 
     def close(self):
         if self.path != "-":
             self.lines.close()
             self._raw.close()
+
+
+def replay_size(path):
+    """The stored size of the recording at `path`; None for stdin or a pipe."""
+    if path == "-":
+        return None
+    status = os.stat(path)
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 @contextmanager

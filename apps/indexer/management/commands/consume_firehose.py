@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.indexer.consumer import Consumer
+from apps.indexer.mapper import MapperFailed
 from apps.indexer.rows import is_collection_pattern
 from apps.indexer.writer import WriteFailed
 from skyline.metrics import serve_metrics
@@ -77,7 +78,7 @@ class Command(BaseCommand):
         try:
             with stopped_by_signals(consumer):
                 consumer.run()
-        except WriteFailed as exc:
+        except (WriteFailed, MapperFailed) as exc:
             raise CommandError(str(exc)) from None
         writer = consumer.writer
         rejected = sum(writer.rejects.values())

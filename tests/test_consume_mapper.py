@@ -1,0 +1,128 @@
+"""A replay's parsing and mapping run in a child process (apps.indexer.mapper): its death fails the
+replay loudly with what was mapped before it written; stopping ends it; rows it encodes go in, and
+a batch of encoded rows the store partly refuses is still split, the good rows written."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.indexer.consumer import Consumer
+from apps.indexer.cursor import cursor_store
+from apps.indexer.mapper import MapperFailed
+from apps.indexer.rows import EncodedRows, RowBatch
+from apps.indexer.writer import Writer
+from tests.conftest import BOTH_STORES, query
+from tests.firehose_events import ALICE, DAVE, T0, at, line, post_uri, story
+
+pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
+
+A_POST = post_uri(ALICE, "3lpost000001a")
+LATER = T0 + 60_000_000
+BAD_LIKE = (DAVE, "3llike000009d", A_POST, ALICE, "app.bsky.feed.post", "3lpost000001a", "yesterday", 0, LATER)
+
+
+def wait_for(condition, what, timeout=60.0):
+    """Wait until `condition()` holds (a generous bound only turns a hang into a failure)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+class ReplayInThread:
+    """A Consumer replaying the FIFO at `path`, run in a thread; `error` is what run() raised."""
+
+    def __init__(self, path):
+        self.consumer = Consumer(replay=str(path), batch_size=2)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.consumer.run()
+        except Exception as exc:
+            self.error = exc
+
+    def written(self):
+        writer = self.consumer.writer
+        return writer.events_written if writer is not None else 0
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "events.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_killed_mapping_process_fails_the_replay_loudly_after_writing_what_it_had_mapped(fifo):
+    events = story()[:4]
+    replaying = ReplayInThread(fifo)
+    with open(fifo, "wb") as source:
+        source.write(b"".join(line(event) for event in events))
+        source.flush()
+        wait_for(lambda: replaying.written() == 4, "the first two batches to be written")
+        os.kill(replaying.consumer.mapper.pid, signal.SIGKILL)
+        replaying.thread.join(60)
+    assert not replaying.thread.is_alive()
+    assert isinstance(replaying.error, MapperFailed)
+    assert str(replaying.error) == "the mapping process ended early (killed by signal 9 (SIGKILL))"
+    assert replaying.consumer.writer.events_written == 4
+    mapped = RowBatch(1_000_000)
+    for event in events:
+        mapped.add(line(event))
+    for table in ("repo_records", "posts", "likes", "identities", "account_statuses"):
+        assert query(f"SELECT count() FROM {table}")[0][0] == len(mapped.rows[table]), table
+
+
+def test_stopping_a_replay_ends_the_mapping_process_and_returns_cleanly(fifo):
+    events = story()[:2]
+    replaying = ReplayInThread(fifo)
+    with open(fifo, "wb") as source:
+        source.write(b"".join(line(event) for event in events))
+        source.flush()
+        wait_for(lambda: replaying.written() == 2, "the first batch to be written")
+        replaying.consumer.stop()  # the recording is still open: only stop() can end the replay
+        replaying.thread.join(60)
+    assert not replaying.thread.is_alive()
+    assert replaying.error is None
+    assert replaying.consumer.mapper._process.returncode == -signal.SIGTERM
+    assert replaying.consumer.writer.events_written == 2
+
+
+def test_the_command_reports_a_mapping_process_that_died(tmp_path, monkeypatch):
+    recording = tmp_path / "day.jsonl"
+    recording.write_bytes(b"".join(line(event) for event in story()))
+    # The child runs this interpreter: an interpreter that exits at once stands for a crash.
+    monkeypatch.setattr("apps.indexer.mapper.sys.executable", "/bin/false")
+    with pytest.raises(CommandError, match=r"^the mapping process ended early \(exit status 1\)$"):
+        call_command("consume_firehose", "--replay", str(recording))
+
+
+def test_encoded_rows_the_store_partly_refuses_are_split_and_the_good_ones_written():
+    batch = RowBatch(1_000_000)
+    for event in story():
+        batch.add(line(event))
+    likes = batch.rows["likes"]
+    good_likes = {(row[0], row[1]) for row in likes}
+    likes.insert(len(likes) // 2, BAD_LIKE)
+    batch.rows = {table: EncodedRows.of(rows) for table, rows in batch.rows.items() if rows}
+    writer = Writer(cursor_store()).start()
+    writer.submit(batch)
+    writer.close()
+    assert writer.rejects == {"store_refused": 1}
+    assert set(query("SELECT DISTINCT actor_did, rkey FROM likes")) == good_likes
+    (detail,) = query("SELECT detail FROM firehose_rejects")[0]
+    assert detail.startswith("likes: ") and "Code: 41." in detail
+
+
+def test_encoded_rows_decode_to_the_rows_they_encode():
+    rows = [(ALICE, "3lpost000001a", A_POST, at(T0), "text \u00e9 \"quoted\"", ["en"], 1, "", "", 0, T0)]
+    assert EncodedRows.of(rows).decoded() == [
+        (ALICE, "3lpost000001a", A_POST, at(T0).isoformat(), "text \u00e9 \"quoted\"", ["en"], 1, "", "", 0, T0)]
+    assert len(EncodedRows.of(rows)) == 1
