@@ -1,11 +1,12 @@
-"""Start-up time of `manage.py consume_firehose --replay` against bare `python -c 'import django'`.
+"""Start-up time of `manage.py consume_firehose --replay` against a bare interpreter and bare Django.
 
     .venv/bin/python bench/startup.py [--root CHECKOUT ...] [--runs 7]
 
 Each checkout (`--root`, this one by default; give several to compare commits) gets a fresh
 migrated data directory and an empty recording, so the command does nothing but start and stop.
-The runs alternate between the checkouts and the bare interpreter, so the machine's load falls on
-all of them alike. Prints medians and the command's start-up as a multiple of the bare one.
+The runs alternate between the checkouts and the baselines (`python -c pass`, and
+`import django; django.setup()` of this checkout's settings), so the machine's load falls on all of
+them alike. Prints medians and the command's start-up as a multiple of each baseline.
 """
 
 import argparse
@@ -48,22 +49,25 @@ def main():
                                cwd=root, env=env, check=True)
             checkouts.append((root, python, env))
 
-        bare, commands = [], {root: [] for root, _, _ in checkouts}
+        bare, setup, commands = [], [], {root: [] for root, _, _ in checkouts}
         for _ in range(args.runs):
-            bare.append(timed([sys.executable, "-c", "import django"]))
+            bare.append(timed([sys.executable, "-c", "pass"]))
+            setup.append(timed([checkouts[0][1], "-c", "import django; django.setup()"], cwd=checkouts[0][0],
+                               env={**checkouts[0][2], "DJANGO_SETTINGS_MODULE": "skyline.settings"}))
             for root, python, env in checkouts:
                 commands[root].append(timed([python, "manage.py", "consume_firehose", "--replay", str(empty)],
                                             cwd=root, env=env))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    bare_median = statistics.median(bare)
+    bare_median, setup_median = statistics.median(bare), statistics.median(setup)
     print(f"start-up: `manage.py consume_firehose --replay` of an empty recording, medians of {args.runs} runs")
-    print("| checkout | start-up | bare `python -c 'import django'` | ratio to bare |")
-    print("|---|---|---|---|")
+    print("| checkout | start-up | `python -c pass` | ratio to it | `django.setup()` | ratio to it |")
+    print("|---|---|---|---|---|---|")
     for root, times in commands.items():
         median = statistics.median(times)
-        print(f"| {root} | {median:.2f} s | {bare_median * 1000:.0f} ms | {median / bare_median:.1f}x |")
+        print(f"| {root} | {median:.2f} s | {bare_median * 1000:.0f} ms | {median / bare_median:.1f}x "
+              f"| {setup_median * 1000:.0f} ms | {median / setup_median:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+import skyline.celery  # noqa: F401  (the configured app, bound before the tasks: skyline loads it lazily)
+
 from . import profiles
 
 

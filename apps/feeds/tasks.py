@@ -6,6 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connections
 
+import skyline.celery  # noqa: F401  (the configured app, bound before the tasks: skyline loads it lazily)
+
 from . import snapshots
 from .models import Kind
 from .registry import served_feeds

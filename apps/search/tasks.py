@@ -11,6 +11,8 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+import skyline.celery  # noqa: F401  (the configured app, bound before the tasks: skyline loads it lazily)
+
 from . import cleanup, metrics, stats
 from .models import CleanupJob
 
