@@ -52,8 +52,8 @@ def main():
         bare, setup, commands = [], [], {root: [] for root, _, _ in checkouts}
         for _ in range(args.runs):
             bare.append(timed([sys.executable, "-c", "pass"]))
-            setup.append(timed([checkouts[0][1], "-c", "import django; django.setup()"], cwd=checkouts[0][0],
-                               env={**checkouts[0][2], "DJANGO_SETTINGS_MODULE": "skyline.settings"}))
+            setup.append(timed([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT,
+                               env={**checkouts[-1][2], "DJANGO_SETTINGS_MODULE": "skyline.settings"}))
             for root, python, env in checkouts:
                 commands[root].append(timed([python, "manage.py", "consume_firehose", "--replay", str(empty)],
                                             cwd=root, env=env))

@@ -200,14 +200,25 @@ class Consumer:
         if self._connection["replay"]["events"]:
             self._connection["last_event_at"] = time.time()
 
+    def start_mapping(self):
+        """Start a replay's mapping process now (run() otherwise does), so that it reads and maps
+        while this process is still starting up; close_mapping() ends it should run() never come."""
+        if self.replay and self.map_in_child and self.mapper is None:
+            self.mapper = MapperProcess(self.replay, batch_size=self.batch_size, max_event_bytes=self.max_event_bytes,
+                                        collections=self.collections, encode=_store_takes_encoded_rows())
+        return self
+
+    def close_mapping(self):
+        if self.mapper is not None:
+            self.mapper.close()
+
     def _replay_in_child(self):
         """As _replay, with the parsing and mapping done by a child process (MapperProcess)."""
         size = replay_size(self.replay)
         progress = {"path": str(self.replay), "bytes_total": size, "bytes_read": 0, "events": 0, "done": False}
         self._report(state=health.REPLAYING, replay=progress)
         bar = self.progress(total=size, unit="B", unit_scale=True) if self.progress else None
-        self.mapper = MapperProcess(self.replay, batch_size=self.batch_size, max_event_bytes=self.max_event_bytes,
-                                    collections=self.collections, encode=_store_takes_encoded_rows())
+        self.start_mapping()
         try:
             if self._stopping.is_set():  # stop() came before the child existed
                 self.mapper.stop()
@@ -223,7 +234,7 @@ class Consumer:
                 if not self._stopping.is_set():
                     progress.update(done=True, bytes_read=size)
         finally:
-            self.mapper.close()
+            self.close_mapping()
             if bar is not None:
                 bar.close()
         progress["events"] = self._events_read

@@ -66,15 +66,19 @@ class Command(BaseCommand):
 
         if metrics_port:
             serve_metrics(metrics_port)
-        # A replay keeps no cursor, so it needs only ClickHouse; following keeps one in the relational store.
-        require_migrated("clickhouse") if replay else require_migrated("default", "clickhouse")
         consumer = Consumer(
             collections=sorted(set(wanted)),
             cursor=cursor,
             replay=replay,
             zstd_dictionary=dictionary,
             progress=tqdm if replay and sys.stderr.isatty() else None,
-        )
+        ).start_mapping()  # a replay's mapping process starts mapping while the store starts
+        try:
+            # A replay keeps no cursor, so it needs only ClickHouse; following keeps one in the relational store.
+            require_migrated("clickhouse") if replay else require_migrated("default", "clickhouse")
+        except BaseException:
+            consumer.close_mapping()
+            raise
         try:
             with stopped_by_signals(consumer):
                 consumer.run()
