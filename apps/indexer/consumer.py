@@ -226,18 +226,18 @@ class Consumer:
                 self._submit(batch)
                 if bar is not None and size:
                     bar.update(position - bar.n)
-                progress["bytes_read"] = position
+                self._connection["replay"]["bytes_read"] = position  # (_heartbeat replaces the dict)
                 self._heartbeat(time.monotonic(), True)
                 if self._stopping.is_set():
                     break
             else:
                 if not self._stopping.is_set():
-                    progress.update(done=True, bytes_read=size)
+                    self._connection["replay"].update(done=True, bytes_read=size)
         finally:
             self.close_mapping()
             if bar is not None:
                 bar.close()
-        progress["events"] = self._events_read
+        self._connection["replay"]["events"] = self._events_read
         if self._events_read:
             self._connection["last_event_at"] = time.time()
 
