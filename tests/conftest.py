@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
-from tests.servers import PlcDirectory
+from tests.support.servers import PlcDirectory
 
 BOTH_STORES = ["default", "clickhouse"]
 
@@ -47,6 +47,6 @@ def fresh_cache():
 def unpaced_repo_checkouts(monkeypatch):
     """Repo checkouts (/repo/{did}, /list/members) without the one-per-2-s pacing, for fast tests."""
     from apps.search import lists
-    from apps.search.ratelimit import RateLimiter
+    from skyline.atproto.ratelimit import RateLimiter
 
     monkeypatch.setattr(lists, "REPO_CHECKOUTS", RateLimiter(1000))

@@ -10,7 +10,7 @@ from apps.feeds import snapshots
 from apps.feeds.models import Feed
 from apps.feeds.registry import FeedSpec
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import POST_COLUMNS, ago, did_plc, like
+from tests.support.feed_fixtures import POST_COLUMNS, ago, did_plc, like
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

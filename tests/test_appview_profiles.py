@@ -12,8 +12,8 @@ from apps.accounts.models import ActorLabel, APIKey, Label
 from apps.accounts.profiles import BATCH, MAX_BYTES, refresh_member_profiles
 from apps.accounts.tasks import refresh_member_profiles as refresh_task
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import did_plc
-from tests.servers import LoopbackServer, json_response
+from tests.support.feed_fixtures import did_plc
+from tests.support.servers import LoopbackServer, json_response
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 from apps.search import cleanup, tasks
 from apps.search.cleanup import run_job
 from apps.search.models import CleanupJob
-from apps.search.repos import Repo
+from skyline.atproto.repos import Repo
 from tests.conftest import BOTH_STORES
-from tests.pds import Pds, tid
-from tests.servers import json_response
+from tests.support.pds import Pds, tid
+from tests.support.servers import json_response
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -239,7 +239,7 @@ def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, 
 def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice, settings, monkeypatch):
     """The pacing is judged on the limiter's own clock (a fake one that moves only when it sleeps), so
     the test asserts the schedule itself, whatever the machine's load does to arrival times."""
-    from apps.search import ratelimit
+    from skyline.atproto import ratelimit
 
     clock = types.SimpleNamespace(now=1000.0)
     clock.monotonic = lambda: clock.now

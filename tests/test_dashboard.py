@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db import connections
 
-from apps.accounts.dashboard import bar_chart
+from skyline.dashboard import bar_chart
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health

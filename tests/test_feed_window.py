@@ -21,7 +21,7 @@ from apps.indexer.generator import tid
 from apps.indexer.rows import COLUMNS
 from bench.feed_window import granules_read
 from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import default_feeds  # noqa: F401  (a fixture)
+from tests.support.feed_fixtures import default_feeds  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -9,7 +9,7 @@ from apps.feeds.models import PIN, Feed
 from apps.feeds.tasks import refresh_trending_feeds
 from apps.indexer.generator import tid
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import (  # noqa: F401  (fixtures)
     ago, clock, default_feeds, delete_post, flush_analytics, hide_account, like, post, posts_of, skeleton, unlike,
 )
 

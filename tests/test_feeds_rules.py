@@ -9,7 +9,7 @@ from django.db import connections
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import Feed
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import (  # noqa: F401  (fixtures)
     LIKE_COLUMNS, POST_COLUMNS, SigningKey, ago, did_plc, flush_analytics, hide_account, like, posts_of, skeleton,
 )
 

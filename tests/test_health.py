@@ -15,9 +15,9 @@ from apps.indexer.consumer import Consumer
 from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
 from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import did_plc
-from tests.firehose_events import line, story
-from tests.plc_export import PlcExport, plc_operation
+from tests.support.feed_fixtures import did_plc
+from tests.support.firehose_events import line, story
+from tests.support.plc_export import PlcExport, plc_operation
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES, transaction=True), pytest.mark.usefixtures("fresh_cache")]
 

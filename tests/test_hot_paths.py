@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import default_feeds, feed_uri, flush_analytics, skeleton  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import default_feeds, feed_uri, flush_analytics, skeleton  # noqa: F401  (fixtures)
 from tests.test_observability import clickhouse_down  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)

@@ -7,7 +7,7 @@ from django.db import connections
 
 from skyline.db.clickhouse.base import DatabaseWrapper as ServerWrapper
 from tests.conftest import BOTH_STORES
-from tests.servers import LoopbackServer
+from tests.support.servers import LoopbackServer
 from tests.test_consume_live import redis_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
@@ -101,7 +101,7 @@ def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
 
     import httpx
 
-    from tests.jetstream import JetstreamServer
+    from tests.support.jetstream import JetstreamServer
 
     root = Path(__file__).resolve().parent.parent
     port = closed_port()
@@ -200,8 +200,8 @@ def _attributes(attributes):
 def test_a_feed_request_a_consumer_batch_a_plc_page_and_a_task_are_traced_to_the_otlp_endpoint(tmp_path, redis_url):
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    from tests.firehose_events import ALICE, BOB, T0, follow, line, post
-    from tests.plc_export import PlcExport, plc_operation
+    from tests.support.firehose_events import ALICE, BOB, T0, follow, line, post
+    from tests.support.plc_export import PlcExport, plc_operation
 
     for database in ("default", "clickhouse"):
         migrated = _manage(tmp_path, "migrate", "--database", database, "-v0")

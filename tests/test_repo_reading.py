@@ -2,10 +2,10 @@
 
 import pytest
 
-from apps.search.repos import Repo, RepoError
-from apps.search.xrpc import XrpcClient, XrpcError
-from tests.pds import RepoBuilder, car_file
-from tests.servers import LoopbackServer
+from skyline.atproto.repos import Repo, RepoError
+from skyline.atproto.xrpc import XrpcClient, XrpcError
+from tests.support.pds import RepoBuilder, car_file
+from tests.support.servers import LoopbackServer
 
 POST = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2025-01-01T00:00:00Z"}
 

@@ -9,7 +9,7 @@ from django.db import connections
 from apps.indexer.rows import COLUMNS
 from apps.search import stats, tasks
 from tests.conftest import BOTH_STORES
-from tests.pds import tid
+from tests.support.pds import tid
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

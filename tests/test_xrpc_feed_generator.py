@@ -17,7 +17,7 @@ from apps.feeds.analytics import RowBuffer
 from apps.feeds.models import Feed
 from apps.feeds.tasks import prune_request_analytics, refresh_trending_feeds
 from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import (  # noqa: F401  (fixtures)
     SigningKey, ago, clock, default_feeds, did_plc, feed_uri, flush_analytics, like, post, posts_of, skeleton,
 )
 

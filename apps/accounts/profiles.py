@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.indexer.profiles import display_names
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
 
 from .models import ActorLabel
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.search.xrpc import XrpcClient, XrpcError
-from skyline import identity
+from skyline.atproto import identity
+from skyline.atproto.xrpc import XrpcClient, XrpcError
 
 logger = logging.getLogger(__name__)
 

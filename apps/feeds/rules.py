@@ -23,7 +23,7 @@ from django.db import connections
 
 from apps.accounts.models import ActorLabel, Label
 from apps.search.search import SearchError, match_sql, parse_query
-from skyline import identity
+from skyline.atproto import identity
 
 MAX_TERMS = 50
 MAX_AUTHORS = 1000

@@ -26,7 +26,7 @@ from redis import RedisError
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import Backoff
-from skyline import outbound
+from skyline.atproto import outbound
 from skyline.tracing import tracer
 
 logger = logging.getLogger(__name__)

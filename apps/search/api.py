@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel, Field
 
-from skyline import identity
+from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
 

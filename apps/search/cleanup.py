@@ -22,13 +22,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.ratelimit import FailureLimit, RateLimiter
+from skyline.atproto.repos import RepoError, fetch_repo
+from skyline.atproto.xrpc import XrpcClient, XrpcError
 
 from . import metrics
 from .models import CleanupJob
-from .ratelimit import FailureLimit, RateLimiter
-from .repos import RepoError, fetch_repo
-from .xrpc import XrpcClient, XrpcError
 
 logger = logging.getLogger(__name__)
 

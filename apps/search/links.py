@@ -8,7 +8,7 @@ send anyone elsewhere.
 import re
 from urllib.parse import urlsplit
 
-from skyline import identity
+from skyline.atproto import identity
 
 _NSID = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}(\.[a-zA-Z0-9][a-zA-Z0-9-]{0,62}){1,}$")
 _RKEY = re.compile(r"^[A-Za-z0-9._~:-]{1,512}$")

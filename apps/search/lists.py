@@ -1,11 +1,11 @@
 """Members of a Bluesky list, read from the list owner's repository (the seed's /list/members)."""
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.ratelimit import RateLimiter
+from skyline.atproto.repos import RepoError, fetch_repo, record_json
+from skyline.atproto.xrpc import XrpcError
 
 from .links import LinkError, at_uri_for_link, is_rkey, parse_at_uri, resolve_identifier
-from .ratelimit import RateLimiter
-from .repos import RepoError, fetch_repo, record_json
-from .xrpc import XrpcError
 
 LIST = "app.bsky.graph.list"
 LIST_ITEM = "app.bsky.graph.listitem"

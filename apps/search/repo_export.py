@@ -11,11 +11,11 @@ where the seed dropped the record); the profile record is `profile`, or null whe
 import datetime
 import json
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.repos import RepoError, fetch_repo, record_json
+from skyline.atproto.xrpc import XrpcError
 
 from . import lists
-from .repos import RepoError, fetch_repo, record_json
-from .xrpc import XrpcError
 
 BUCKETS = {
     "app.bsky.feed.post": "posts",

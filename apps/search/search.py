@@ -16,7 +16,7 @@ import re
 
 from django.db import connections
 
-from skyline import identity
+from skyline.atproto import identity
 
 MAX_QUERY_CHARS = 512
 MAX_TERMS = 16

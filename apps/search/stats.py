@@ -13,7 +13,7 @@ What the numbers mean, per UTC day:
   (ClickHouse uniqCombined, precision 14).
 - total_posts, total_likes, total_follows: the sums of the daily counts shown (the seed's totals).
 - total_users: accounts known from the firehose and the PLC directory that still exist (exact;
-  apps.indexer.accounts.count_users).
+  apps.search.users.count_users).
 
 Days imported from bsky-experiments (`daily_stats_imported`, `manage.py import_seed`) show what its
 /stats showed. On a day counted by both systems (the day of the switch) the counts add up and the
@@ -25,7 +25,7 @@ import datetime
 from django.core.cache import cache
 from django.db import connections
 
-from apps.indexer.accounts import count_users
+from apps.search.users import count_users
 
 CACHE_KEY = "search:stats"
 # Kept well past the refresh interval: a stalled refresher shows older numbers, not none.

@@ -3,7 +3,7 @@
 DID documents come from the PLC directory (`PLC_URL`, trusted as configured) for did:plc and from
 https://<host>/.well-known/did.json for did:web; handles resolve through HANDLE_RESOLVER_URL when it
 is set, else DNS and https://<handle>/.well-known/atproto-did. Every fetch goes through the outbound
-client (skyline/outbound.py): a did:web host or a handle's domain must be a public https address,
+client (skyline/atproto/outbound.py): a did:web host or a handle's domain must be a public https address,
 and an answer is cut off past its deadline and size cap. Documents are cached in Django's cache
 (Redis when configured), so every process shares them; callers that have reason to doubt a cached
 document (a signature that does not verify) ask again with refresh=True.
@@ -17,7 +17,7 @@ from atproto_core.did_doc import DidDocument
 from django.conf import settings
 from django.core.cache import cache
 
-from skyline import outbound
+from skyline.atproto import outbound
 
 DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120

@@ -14,7 +14,7 @@ import sys
 
 import libipld
 
-from skyline import identity
+from skyline.atproto import identity
 
 from .xrpc import XrpcClient
 

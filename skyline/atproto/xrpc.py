@@ -1,13 +1,13 @@
 """A small XRPC client for a user's PDS (or the entryway): sessions, repo export and writes.
 
-Calls go through the outbound client (skyline/outbound.py): a PDS named by a DID document is cut to
+Calls go through the outbound client (skyline/atproto/outbound.py): a PDS named by a DID document is cut to
 its origin and must be a public https address; the entryway (ENTRYWAY_URL) is trusted as configured.
 Tokens go only into the Authorization header. An XrpcError's text is Skyline's own words and the
 upstream status, safe to show a client; the PDS's error name and message stay in `error` and
 `message` for the code that decides what to do about them.
 """
 
-from skyline import outbound
+from skyline.atproto import outbound
 
 REPO_MAX_BYTES = outbound.REPO_BYTES
 
@@ -47,7 +47,7 @@ def _failed(exc):
 
 class XrpcClient:
     def __init__(self, host, trusted=False):
-        """XrpcError when `host` may not be called (see skyline/outbound.py)."""
+        """XrpcError when `host` may not be called (see skyline/atproto/outbound.py)."""
         try:
             self._http = outbound.Client(host, trusted=trusted)
         except outbound.OutboundError as exc:

@@ -20,8 +20,8 @@ import time
 
 import libipld
 
-from tests.feed_fixtures import SigningKey, did_plc
-from tests.servers import LoopbackServer, json_response
+from tests.support.feed_fixtures import SigningKey, did_plc
+from tests.support.servers import LoopbackServer, json_response
 
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _last_tid = 0

@@ -11,7 +11,7 @@ Faults: `rate_limit(n, retry_after)` answers the next n requests 429; `fail(n)` 
 import datetime
 import json
 
-from tests.servers import LoopbackServer, json_response
+from tests.support.servers import LoopbackServer, json_response
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
