@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from skyline.feed_usage import feeds_with_users
+from apps.feeds.usage import feeds_with_users
 from apps.indexer import health
 from apps.search.stats import daily_stats
 

@@ -5,8 +5,8 @@ import datetime
 import pytest
 from django.db import connections
 
-from apps.accounts.api import FAILURE_LIMIT
 from apps.accounts.models import ActorLabel, APIKey, Label
+from apps.feeds.label_api import FAILURE_LIMIT
 from apps.feeds.models import Feed
 from tests.conftest import BOTH_STORES
 

@@ -22,9 +22,9 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
-from skyline.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
 from apps.accounts.profiles import member_profiles
+from apps.feeds.usage import feeds_with_users
 from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
