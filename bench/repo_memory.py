@@ -61,7 +61,7 @@ def serve(megabytes, pipe, stop):
     import django
 
     django.setup()
-    from tests.support.feed_fixtures import SigningKey
+    from tests.support.identities import SigningKey
     from tests.support.pds import RepoBuilder
     from tests.support.servers import LoopbackServer, did_document
 

@@ -10,8 +10,9 @@ from django.test import Client
 
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.support.feed_fixtures import POST_COLUMNS, ago, did_plc, like
+from tests.support.feed_fixtures import POST_COLUMNS, ago, like
+from tests.support.identities import did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

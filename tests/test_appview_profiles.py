@@ -11,9 +11,9 @@ from django.db import connections
 from apps.accounts.models import ActorLabel, APIKey, Label
 from apps.accounts.profiles import BATCH, MAX_BYTES, refresh_member_profiles
 from apps.accounts.tasks import refresh_member_profiles as refresh_task
-from tests.conftest import BOTH_STORES
-from tests.support.feed_fixtures import did_plc
+from tests.support.identities import did_plc
 from tests.support.servers import LoopbackServer, json_response
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

@@ -17,8 +17,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from apps.search import stats
 from skyline.schedule import DEFAULT_SCHEDULE, install_default_schedule
 from skyline.scheduler import InProcessScheduler
-from tests.conftest import BOTH_STORES
 from tests.support.servers import redis_server
+from tests.support.stores import BOTH_STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.utils import DataError, OperationalError, ProgrammingError
 
 from apps.indexer.models import Post
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

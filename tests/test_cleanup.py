@@ -14,9 +14,9 @@ from apps.search import cleanup, tasks
 from apps.search.cleanup import run_job
 from apps.search.models import CleanupJob
 from skyline.atproto.repos import Repo
-from tests.conftest import BOTH_STORES
 from tests.support.pds import Pds, tid
 from tests.support.servers import json_response
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

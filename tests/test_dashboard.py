@@ -13,7 +13,7 @@ from apps.feeds.models import Feed
 from apps.indexer import health
 from apps.indexer.cursor import cursor_store
 from apps.indexer.generator import tid
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

@@ -20,8 +20,7 @@ from apps.feeds.registry import FeedSpec
 from apps.indexer.generator import tid
 from apps.indexer.rows import COLUMNS
 from bench.feed_window import granules_read
-from tests.conftest import BOTH_STORES, query
-from tests.support.feed_fixtures import default_feeds  # noqa: F401  (a fixture)
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

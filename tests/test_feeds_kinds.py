@@ -8,10 +8,8 @@ from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import PIN, Feed
 from apps.feeds.tasks import refresh_trending_feeds
 from apps.indexer.generator import tid
-from tests.conftest import BOTH_STORES
-from tests.support.feed_fixtures import (  # noqa: F401  (fixtures)
-    ago, clock, default_feeds, delete_post, flush_analytics, hide_account, like, post, posts_of, skeleton, unlike,
-)
+from tests.support.feed_fixtures import ago, delete_post, hide_account, like, post, posts_of, skeleton, unlike
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -8,10 +8,17 @@ from django.db import connections
 
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.support.feed_fixtures import (  # noqa: F401  (fixtures)
-    LIKE_COLUMNS, POST_COLUMNS, SigningKey, ago, did_plc, flush_analytics, hide_account, like, posts_of, skeleton,
+from tests.support.feed_fixtures import (
+    LIKE_COLUMNS,
+    POST_COLUMNS,
+    ago,
+    hide_account,
+    like,
+    posts_of,
+    skeleton,
 )
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

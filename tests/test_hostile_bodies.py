@@ -12,8 +12,9 @@ import skyline.urls
 from apps.accounts.models import APIKey, Label
 from apps.feeds import analytics
 from apps.search.models import CleanupJob
-from tests.conftest import BOTH_STORES, query
-from tests.support.feed_fixtures import SigningKey, default_feeds, did_plc, feed_uri  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import feed_uri
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

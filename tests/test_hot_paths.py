@@ -4,9 +4,8 @@ store is down; and answered without sessions or cookies."""
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import BOTH_STORES
-from tests.support.feed_fixtures import default_feeds, feed_uri, flush_analytics, skeleton  # noqa: F401  (fixtures)
-from tests.test_observability import clickhouse_down  # noqa: F401  (fixture)
+from tests.support.feed_fixtures import feed_uri, skeleton
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 ROUTE = "/xrpc/app.bsky.feed.getFeedSkeleton"

@@ -8,7 +8,7 @@ from django.db import connections
 from apps.accounts.models import ActorLabel, APIKey, Label
 from apps.feeds.label_api import FAILURE_LIMIT
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

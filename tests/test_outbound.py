@@ -12,9 +12,9 @@ import pytest
 from django.test import Client
 
 from skyline.atproto import outbound
-from tests.conftest import BOTH_STORES
 from tests.support.pds import Pds
 from tests.support.servers import InternalService, LoopbackServer, json_response
+from tests.support.stores import BOTH_STORES
 
 
 class Recorder(LoopbackServer):

@@ -8,7 +8,7 @@ import pytest
 
 from apps.search import lists
 from skyline.atproto.ratelimit import RateLimiter
-from tests.support.feed_fixtures import did_plc
+from tests.support.identities import did_plc
 from tests.support.pds import Pds, ipld
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unpaced_repo_checkouts")]

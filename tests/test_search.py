@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db import connections
 
 from apps.indexer.rows import COLUMNS
-from tests import firehose_events as events
-from tests.conftest import BOTH_STORES, query
+from tests.support import firehose_events as events
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

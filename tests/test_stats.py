@@ -8,8 +8,8 @@ from django.db import connections
 
 from apps.indexer.rows import COLUMNS
 from apps.search import stats, tasks
-from tests.conftest import BOTH_STORES
 from tests.support.pds import tid
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connections
 
 from apps.indexer.models import Follow, Like, Post
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -10,9 +10,9 @@ from apps.indexer import health
 from apps.indexer.cursor import cursor_store
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
-from tests.conftest import BOTH_STORES, query
 from tests.support.firehose_events import ALICE, BOB, DAVE, T0, at, like, line, post_uri, story
 from tests.support.firehose_tables import VISIBLE, visible
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -20,7 +20,7 @@ import time
 
 import libipld
 
-from tests.support.feed_fixtures import SigningKey, did_plc
+from tests.support.identities import SigningKey, did_plc
 from tests.support.servers import LoopbackServer, json_response
 
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
