@@ -14,6 +14,7 @@ from apps.search import cleanup, tasks
 from apps.search.cleanup import run_job
 from apps.search.models import CleanupJob
 from apps.search.repos import Repo
+from skyline.atproto.syntax import utc_text
 from tests.conftest import BOTH_STORES
 from tests.pds import Pds, tid
 from tests.servers import json_response
@@ -29,7 +30,7 @@ LINK_CARD = {"$type": "app.bsky.embed.external", "external": {"uri": "https://ex
 
 
 def days_ago(days):
-    return (NOW - datetime.timedelta(days=days)).isoformat().replace("+00:00", "Z")
+    return utc_text(NOW - datetime.timedelta(days=days))
 
 
 def add(account, collection, days, **fields):

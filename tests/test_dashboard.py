@@ -12,7 +12,7 @@ from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health
 from apps.indexer.cursor import cursor_store
-from apps.indexer.generator import tid
+from skyline.atproto.syntax import tid
 from tests.conftest import BOTH_STORES, query
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]

@@ -17,9 +17,9 @@ from apps.accounts.models import ActorLabel, Label
 from apps.feeds.algorithms import compute, statement
 from apps.feeds.models import Feed
 from apps.feeds.registry import FeedSpec
-from apps.indexer.generator import tid
 from apps.indexer.rows import COLUMNS
 from bench.feed_window import granules_read
+from skyline.atproto.syntax import tid
 from tests.conftest import BOTH_STORES, query
 from tests.feed_fixtures import default_feeds  # noqa: F401  (a fixture)
 

@@ -7,7 +7,7 @@ import pytest
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import PIN, Feed
 from apps.feeds.tasks import refresh_trending_feeds
-from apps.indexer.generator import tid
+from skyline.atproto.syntax import tid
 from tests.conftest import BOTH_STORES
 from tests.feed_fixtures import (  # noqa: F401  (fixtures)
     ago, clock, default_feeds, delete_post, flush_analytics, hide_account, like, post, posts_of, skeleton, unlike,
