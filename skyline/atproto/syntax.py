@@ -49,7 +49,8 @@ NSID = re.compile(_NSID_BODY)
 # Record key: 1..512 of A-Z a-z 0-9 . - _ : ~, but not "." or "..".
 _RKEY_BODY = r"(?!\.{1,2}(?:/|\Z))[A-Za-z0-9._:~-]{1,512}"
 RKEY = re.compile(_RKEY_BODY)
-# TID: 13 base32-sortable characters of a 64-bit integer whose top bit is 0.
+# TID: 13 base32-sortable characters of a 64-bit integer (the spec's pattern: its first character
+# carries the integer's top 4 bits; the encoder below keeps the top bit 0, so it writes 2..b there).
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 TID = re.compile(r"[234567a-j][234567a-z]{12}")
 # The at-URI of one record: at://<DID>/<NSID>/<rkey>, no query or fragment, 8 KB at most. Groups:
