@@ -15,9 +15,9 @@ from apps.indexer import health
 from apps.indexer.consumer import Consumer
 from apps.indexer.cursor import RedisCursor, cursor_store
 from apps.indexer.generator import EventGenerator
-from apps.indexer.jetstream import Backoff
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
+from skyline.backoff import Backoff
 from tests.conftest import BOTH_STORES, query
 from tests.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
 from tests.firehose_tables import actual_state, expected_state, visible

@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 
 from apps.indexer import health
 from apps.indexer.consumer import Consumer
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
+from skyline.backoff import Backoff
 from tests.conftest import BOTH_STORES, query
 from tests.feed_fixtures import did_plc
 from tests.firehose_events import line, story

@@ -11,8 +11,8 @@ from django.db import connections
 from prometheus_client import REGISTRY
 
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import ExportCursor, PlcExporter
+from skyline.backoff import Backoff
 from tests.conftest import BOTH_STORES, query
 from tests.feed_fixtures import did_plc
 from tests.plc_export import T0, PlcExport, created_at, legacy_create, plc_operation, tombstone

@@ -7,9 +7,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
 from apps.indexer.profiles import display_names
+from skyline.backoff import Backoff
 from tests.conftest import BOTH_STORES, query
 from tests.feed_fixtures import did_plc
 from tests.firehose_events import DAVE, T0, at, commit, delete, identity, iso, line

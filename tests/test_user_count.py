@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 
 from apps.indexer.accounts import count_users
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
+from skyline.backoff import Backoff
 from tests.conftest import BOTH_STORES
 from tests.feed_fixtures import did_plc
 from tests.firehose_events import T0, account, commit, follow, identity, line, post

@@ -24,8 +24,8 @@ from redis import RedisError
 
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import Backoff
 from skyline import outbound
+from skyline.backoff import Backoff
 from skyline.atproto.syntax import is_plc_did, utc_text
 from skyline.tracing import tracer
 

@@ -90,10 +90,11 @@ def is_tid(value):
 
 
 def tid(time_us, clock_id=0):
-    """The TID of a time (microseconds since the epoch, 53 bits) and a clock id (10 bits)."""
-    if not 0 <= time_us < 2**53 or not 0 <= clock_id < 1024:
-        raise ValueError(f"no TID for time_us={time_us}, clock_id={clock_id}")
-    value = (time_us << 10) | clock_id
+    """The TID of a time (microseconds since the epoch, 53 bits) and a clock id, of which the low
+    10 bits count (so a counter may be passed); ValueError for a time outside 53 bits."""
+    if not 0 <= time_us < 2**53:
+        raise ValueError(f"no TID for time_us={time_us}")
+    value = (time_us << 10) | (clock_id & 0x3FF)
     return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
