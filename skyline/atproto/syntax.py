@@ -51,7 +51,7 @@ _RKEY_BODY = r"(?!\.{1,2}(?:/|\Z))[A-Za-z0-9._:~-]{1,512}"
 RKEY = re.compile(_RKEY_BODY)
 # TID: 13 base32-sortable characters of a 64-bit integer (the spec's pattern: its first character
 # carries the integer's top 4 bits; the encoder below keeps the top bit 0, so it writes 2..b there).
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 TID = re.compile(r"[234567a-j][234567a-z]{12}")
 # The at-URI of one record: at://<DID>/<NSID>/<rkey>, no query or fragment, 8 KB at most. Groups:
 # the DID, the collection, the rkey.
@@ -95,7 +95,7 @@ def tid(time_us, clock_id=0):
     if not 0 <= time_us < 2**53:
         raise ValueError(f"no TID for time_us={time_us}")
     value = (time_us << 10) | (clock_id & 0x3FF)
-    return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
+    return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
 def tid_time_us(value):
@@ -104,7 +104,7 @@ def tid_time_us(value):
         raise ValueError(f"not a TID: {value!r}")
     number = 0
     for char in value:
-        number = number << 5 | _TID_ALPHABET.index(char)
+        number = number << 5 | TID_ALPHABET.index(char)
     return number >> 10
 
 
