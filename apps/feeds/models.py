@@ -31,8 +31,13 @@ def post_uris(text):
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _is_post_uri(uri):
+    parts = parse_record_uri(uri)
+    return parts is not None and parts[1] == POST
+
+
 def _validate_post_uris(text):
-    bad = [uri for uri in post_uris(text) if (parse_record_uri(uri) or (None, None))[1] != POST]
+    bad = [uri for uri in post_uris(text) if not _is_post_uri(uri)]
     if bad:
         raise ValidationError(f"Not a post at-uri: {bad[0]!r} (expected at://<did>/app.bsky.feed.post/<rkey>).")
 

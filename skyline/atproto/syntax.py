@@ -58,35 +58,24 @@ TID = re.compile(r"[234567a-j][234567a-z]{12}")
 RECORD_URI = re.compile(r"(?=.{1,8192}\Z)at://(" + _DID_BODY + r")/(" + _NSID_BODY + r")/(" + _RKEY_BODY + r")")
 
 
-def is_did(value):
-    """Whether `value` is a DID of any method (the DID spec's syntax, as atproto restricts it)."""
-    return type(value) is str and DID.fullmatch(value) is not None
+def _matcher(pattern, doc):
+    """A predicate: whether a value is a string that `pattern` matches whole."""
+
+    def matches(value):
+        return type(value) is str and pattern.fullmatch(value) is not None
+
+    matches.__doc__ = doc
+    return matches
 
 
-def is_resolvable_did(value):
-    """Whether `value` is a did:plc or did:web that Skyline could resolve (stricter than is_did)."""
-    return type(value) is str and _RESOLVABLE_DID.fullmatch(value) is not None
-
-
-def is_plc_did(value):
-    return type(value) is str and PLC_DID.fullmatch(value) is not None
-
-
-def is_handle(value):
-    """Whether `value` is a handle (a domain name; case is not significant)."""
-    return type(value) is str and _HANDLE.fullmatch(value) is not None
-
-
-def is_nsid(value):
-    return type(value) is str and NSID.fullmatch(value) is not None
-
-
-def is_rkey(value):
-    return type(value) is str and RKEY.fullmatch(value) is not None
-
-
-def is_tid(value):
-    return type(value) is str and TID.fullmatch(value) is not None
+is_did = _matcher(DID, "Whether a value is a DID of any method (the DID spec's syntax, as atproto restricts it).")
+is_resolvable_did = _matcher(
+    _RESOLVABLE_DID, "Whether a value is a did:plc or did:web that Skyline could resolve (stricter than is_did).")
+is_plc_did = _matcher(PLC_DID, "Whether a value is a did:plc.")
+is_handle = _matcher(_HANDLE, "Whether a value is a handle (a domain name; case is not significant).")
+is_nsid = _matcher(NSID, "Whether a value is an NSID.")
+is_rkey = _matcher(RKEY, "Whether a value is a record key.")
+is_tid = _matcher(TID, "Whether a value is a TID.")
 
 
 def tid(time_us, clock_id=0):
