@@ -93,7 +93,8 @@ class RowBuffer:
         with self._writing:
             with self._lock:
                 rows, self._rows, self._chars = self._rows, [], 0
-            return self._write(rows) if rows else 0
+            # Plain tuples: the insert path's JSON encoder does not take named ones.
+            return self._write([tuple(row) for row in rows]) if rows else 0
 
     def _write(self, rows):
         try:
