@@ -138,6 +138,8 @@ def test_a_record_uri_names_a_did_a_collection_and_an_rkey():
     assert syntax.parse_record_uri("at://did:web:example.com/com.example.fooBar/self") == (
         "did:web:example.com", "com.example.fooBar", "self")
     assert syntax.RECORD_URI.fullmatch(f"at://{PLC}/app.bsky.feed.post/3jzfcijpj2z2a") is not None
+    longest = "did:plc:" + "a" * 2040
+    assert syntax.parse_record_uri(f"at://{longest}/app.bsky.feed.post/a") == (longest, "app.bsky.feed.post", "a")
 
 
 @pytest.mark.parametrize("value", [
@@ -146,6 +148,7 @@ def test_a_record_uri_names_a_did_a_collection_and_an_rkey():
     f"at://{PLC}/app.bsky.feed.post/a#frag", f"at://{PLC}/app.bsky/a", f"https://{PLC}/app.bsky.feed.post/a",
     f"at://{PLC}:/app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.post/" + "a" * 513,
     f"AT://{PLC}/app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.post/a\n", None,
+    "at://did:plc:" + "a" * 2041 + "/app.bsky.feed.post/a",  # a DID over 2 KB
 ])
 def test_not_a_record_uri(value):
     assert syntax.parse_record_uri(value) is None

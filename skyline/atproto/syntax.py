@@ -42,20 +42,20 @@ _HANDLE = re.compile(
 # characters) then a name (a letter, then letters and digits; at most 63). So at most 317 in all.
 _NSID_BODY = (
     r"(?=[a-zA-Z0-9.-]{1,253}\.[a-zA-Z][a-zA-Z0-9]{0,62}(?:/|\Z))"
-    r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+"
+    r"[a-zA-Z][a-zA-Z0-9-]{0,62}(?<!-)(?:\.(?!-)[a-zA-Z0-9-]{1,63}(?<!-))+"
     r"\.[a-zA-Z][a-zA-Z0-9]{0,62}"
 )
 NSID = re.compile(_NSID_BODY)
 # Record key: 1..512 of A-Z a-z 0-9 . - _ : ~, but not "." or "..".
-_RKEY_BODY = r"(?!\.{1,2}(?:/|\Z))[A-Za-z0-9._:~-]{1,512}"
+_RKEY_BODY = r"(?!\.{1,2}\Z)[A-Za-z0-9._:~-]{1,512}"
 RKEY = re.compile(_RKEY_BODY)
 # TID: 13 base32-sortable characters of a 64-bit integer (the spec's pattern: its first character
 # carries the integer's top 4 bits; the encoder below keeps the top bit 0, so it writes 2..b there).
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 TID = re.compile(r"[234567a-j][234567a-z]{12}")
-# The at-URI of one record: at://<DID>/<NSID>/<rkey>, no query or fragment, 8 KB at most. Groups:
-# the DID, the collection, the rkey.
-RECORD_URI = re.compile(r"(?=.{1,8192}\Z)at://(" + _DID_BODY + r")/(" + _NSID_BODY + r")/(" + _RKEY_BODY + r")")
+# The at-URI of one record: at://<DID>/<NSID>/<rkey>, no query or fragment. Groups: the DID, the
+# collection, the rkey. (Its parts' limits keep it under the spec's 8 KB: 5 + 2048 + 1 + 317 + 1 + 512.)
+RECORD_URI = re.compile(r"at://((?=[^/]{1,2048}/)" + _DID_BODY + r")/(" + _NSID_BODY + r")/(" + _RKEY_BODY + r")")
 
 
 def _matcher(pattern, doc):
