@@ -17,6 +17,7 @@ from skyline.atproto.repos import Repo
 from tests.support.pds import Pds, tid
 from tests.support.servers import json_response
 from tests.support.stores import BOTH_STORES
+from skyline.atproto.syntax import utc_text
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -29,7 +30,7 @@ LINK_CARD = {"$type": "app.bsky.embed.external", "external": {"uri": "https://ex
 
 
 def days_ago(days):
-    return (NOW - datetime.timedelta(days=days)).isoformat().replace("+00:00", "Z")
+    return utc_text(NOW - datetime.timedelta(days=days))
 
 
 def add(account, collection, days, **fields):

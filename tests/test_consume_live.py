@@ -15,13 +15,14 @@ from apps.indexer import health
 from apps.indexer.consumer import Consumer
 from apps.indexer.cursor import RedisCursor, cursor_store
 from apps.indexer.generator import EventGenerator
-from apps.indexer.jetstream import Backoff
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
 from tests.support.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
 from tests.support.firehose_tables import actual_state, expected_state, visible
 from tests.support.jetstream import JetstreamServer
 from tests.support.stores import BOTH_STORES, query
+from skyline.backoff import Backoff
+from tests.support.servers import redis_server
 
 # The writer thread saves the cursor through its own connection: no test transaction around it.
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)

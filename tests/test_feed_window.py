@@ -17,10 +17,10 @@ from apps.accounts.models import ActorLabel, Label
 from apps.feeds.algorithms import compute, statement
 from apps.feeds.models import Feed
 from apps.feeds.registry import FeedSpec
-from apps.indexer.generator import tid
 from apps.indexer.rows import COLUMNS
 from bench.feed_window import granules_read
 from tests.support.stores import BOTH_STORES, query
+from skyline.atproto.syntax import tid
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -11,12 +11,12 @@ from prometheus_client import REGISTRY
 
 from apps.indexer import health
 from apps.indexer.consumer import Consumer
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
 from tests.support.firehose_events import line, story
 from tests.support.identities import did_plc
 from tests.support.plc_export import PlcExport, plc_operation
 from tests.support.stores import BOTH_STORES, closed_port, query
+from skyline.backoff import Backoff
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES, transaction=True), pytest.mark.usefixtures("fresh_cache")]
 

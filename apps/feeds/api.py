@@ -149,9 +149,10 @@ def get_feed_skeleton(request):
         return _json({"error": "AuthenticationRequired", "message": str(exc)}, 401)
     response = _json({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
     now = timezone.now()
-    analytics.feed_requests.add((
-        spec.alias, viewer_did or "", limit, int(cursor is not None),
-        int((time.perf_counter() - started) * 1e6), now, int(now.timestamp() * 1e6),
+    analytics.feed_requests.add(analytics.FeedRequestRow(
+        feed_name=spec.alias, user_did=viewer_did or "", limit_requested=limit,
+        has_cursor=int(cursor is not None), latency_us=int((time.perf_counter() - started) * 1e6),
+        requested_at=now, time_us=int(now.timestamp() * 1e6),
     ))
     metrics.observe(spec.alias, viewer_did, time.perf_counter() - started)
     return response
@@ -178,8 +179,8 @@ def send_interactions(request, body: Interactions):
         raise XrpcError(401, "AuthenticationRequired", "interactions are sent with a service token")
     now = timezone.now()
     for interaction in body.interactions:
-        analytics.interactions.add((
-            viewer_did, body.feed, interaction.item, interaction.event,
-            interaction.feedContext, interaction.reqId, now,
+        analytics.interactions.add(analytics.InteractionRow(
+            user_did=viewer_did, feed_uri=body.feed, item_uri=interaction.item, event=interaction.event,
+            feed_context=interaction.feedContext, req_id=interaction.reqId, received_at=now,
         ))
     return _json({})

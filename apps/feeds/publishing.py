@@ -8,7 +8,6 @@ stored, logged or shown), uploads the avatar image if one is given, and puts eac
 Unpublishing deletes the records.
 """
 
-import datetime
 import logging
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from django.conf import settings
 
 from skyline.atproto import identity
 from skyline.atproto.xrpc import XrpcClient, XrpcError
+from skyline.atproto.syntax import utc_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def generator_record(feed, avatar=None):
         "did": settings.SERVICE_DID,
         "displayName": feed.display_name,
         "acceptsInteractions": True,
-        "createdAt": feed.created_at.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "createdAt": utc_text(feed.created_at, "milliseconds"),
     }
     if feed.description:
         record["description"] = feed.description

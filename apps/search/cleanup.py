@@ -26,6 +26,7 @@ from skyline.atproto import identity, outbound
 from skyline.atproto.ratelimit import FailureLimit, RateLimiter
 from skyline.atproto.repos import RepoError, fetch_repo
 from skyline.atproto.xrpc import XrpcClient, XrpcError
+from skyline.atproto.syntax import has_media
 
 from . import metrics
 from .models import CleanupJob
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 CLEANUP_TYPES = ("post", "post_with_media", "repost", "like")
 LEASE_SECONDS = 1800
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MEDIA = {"app.bsky.embed.images", "app.bsky.embed.video"}
 _EXPIRED = ("ExpiredToken", "InvalidToken")
 _ACCOUNT_GONE = (
     "Could not find user info",
@@ -59,18 +59,6 @@ class CleanupError(Exception):
         super().__init__(message)
 
 
-def has_media(post):
-    embed = post.get("embed")
-    if not isinstance(embed, dict):
-        return False
-    kind = embed.get("$type")
-    if kind == "app.bsky.embed.recordWithMedia":
-        return has_media({"embed": embed.get("media")})
-    if kind == "app.bsky.embed.images":
-        return bool(embed.get("images"))
-    return kind in _MEDIA
-
-
 def _created_at(record):
     try:
         created = datetime.datetime.fromisoformat(str(record.get("createdAt", "")))
@@ -89,7 +77,7 @@ def selected_records(repo, cleanup_types, older_than):
     selected = []
     for collection, rkey, record in repo.records("app.bsky.feed."):
         if collection == "app.bsky.feed.post":
-            kind = "post_with_media" if has_media(record) else "post"
+            kind = "post_with_media" if has_media(record.get("embed")) else "post"
         elif collection == "app.bsky.feed.repost":
             kind = "repost"
         elif collection == "app.bsky.feed.like":

@@ -5,18 +5,14 @@ always goes to https://bsky.app with parts that passed validation, so /redir can
 send anyone elsewhere.
 """
 
-import re
 from urllib.parse import urlsplit
 
-from skyline.atproto import identity
-
-_NSID = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}(\.[a-zA-Z0-9][a-zA-Z0-9-]{0,62}){1,}$")
-_RKEY = re.compile(r"^[A-Za-z0-9._~:-]{1,512}$")
+from skyline.atproto import identity, syntax
+from skyline.atproto.syntax import FEED_GENERATOR, LIST, POST, STARTER_PACK, is_rkey
 
 # bsky.app path word for each collection it shows
-APP_KINDS = {"app.bsky.feed.post": "post", "app.bsky.feed.generator": "feed", "app.bsky.graph.list": "lists"}
+APP_KINDS = {POST: "post", FEED_GENERATOR: "feed", LIST: "lists"}
 KIND_COLLECTIONS = {kind: collection for collection, kind in APP_KINDS.items()}
-STARTER_PACK = "app.bsky.graph.starterpack"
 
 
 class LinkError(Exception):
@@ -31,22 +27,12 @@ def is_identifier(value):
     return identity.is_did(value) or identity.is_handle(value)
 
 
-def is_rkey(value):
-    return bool(_RKEY.fullmatch(value)) and value not in (".", "..")
-
-
 def parse_at_uri(value):
     """(authority, collection or None, rkey or None) of an at-URI; LinkError(400) if it is not one."""
-    if not value.startswith("at://") or any(char in value for char in "?# \t\r\n"):
+    parsed = syntax.parse_at_uri(value)
+    if parsed is None or not is_identifier(parsed[0]):
         raise LinkError(400, "invalid atUri")
-    parts = value[len("at://") :].split("/")
-    if not 1 <= len(parts) <= 3 or not is_identifier(parts[0]):
-        raise LinkError(400, "invalid atUri")
-    collection = parts[1] if len(parts) > 1 else None
-    rkey = parts[2] if len(parts) > 2 else None
-    if (collection is not None and not _NSID.fullmatch(collection)) or (rkey is not None and not is_rkey(rkey)):
-        raise LinkError(400, "invalid atUri")
-    return parts[0], collection, rkey
+    return parsed
 
 
 def bsky_app_url(at_uri):

@@ -14,6 +14,7 @@ import json
 from skyline.atproto import identity, outbound
 from skyline.atproto.repos import RepoError, fetch_repo, record_json
 from skyline.atproto.xrpc import XrpcError
+from skyline.atproto.syntax import utc_text
 
 from . import lists
 
@@ -46,8 +47,8 @@ def _whole_seconds(value):
     offset = parsed.utcoffset()
     if offset is None:
         return value
-    text = parsed.replace(microsecond=0).isoformat()
-    return text[: -len("+00:00")] + "Z" if offset == datetime.timedelta(0) else text
+    whole = parsed.replace(microsecond=0)
+    return utc_text(whole) if offset == datetime.timedelta(0) else whole.isoformat()
 
 
 def _fetch(did):

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import connections
 
 from apps.search.users import count_users
+from skyline.atproto.syntax import utc_text
 
 CACHE_KEY = "search:stats"
 # Kept well past the refresh interval: a stalled refresher shows older numbers, not none.
@@ -85,7 +86,7 @@ def compute_stats():
         "total_posts": sum(day["num_posts"] for day in daily),
         "total_follows": sum(day["num_follows"] for day in daily),
         "total_likes": sum(day["num_likes"] for day in daily),
-        "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "updated_at": utc_text(datetime.datetime.now(datetime.timezone.utc)),
         "daily_data": daily,
     }
 

@@ -9,8 +9,6 @@ and an answer is cut off past its deadline and size cap. Documents are cached in
 document (a signature that does not verify) ask again with refresh=True.
 """
 
-import re
-
 import dns.exception
 import dns.resolver
 from atproto_core.did_doc import DidDocument
@@ -18,30 +16,20 @@ from django.conf import settings
 from django.core.cache import cache
 
 from skyline.atproto import outbound
+from skyline.atproto.syntax import is_handle
+from skyline.atproto.syntax import is_resolvable_did as is_did  # the DIDs this module resolves
 
 DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120
 REFRESH_INTERVAL = 60
 DNS_SECONDS = 5.0
 
-_HANDLE = re.compile(
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
-)
-_DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%-]+)$")
 # atproto lets did:web use plain http for these, in development.
 _LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class IdentityError(Exception):
     """A DID or handle that could not be resolved or verified; the message says why."""
-
-
-def is_did(value):
-    return bool(_DID.fullmatch(value or ""))
-
-
-def is_handle(value):
-    return len(value or "") <= 253 and bool(_HANDLE.fullmatch(value or ""))
 
 
 def _get(url, path, trusted=False, **kwargs):

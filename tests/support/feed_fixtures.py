@@ -12,12 +12,11 @@ from django.db import connections
 from apps.feeds import analytics
 from apps.feeds.defaults import create_default_feeds
 from apps.feeds.models import Feed
+from apps.indexer.rows import COLUMNS
 
 UTC = datetime.timezone.utc
-POST_COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-                "root_uri", "deleted", "time_us"]
-LIKE_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
-                "created_at", "deleted", "time_us"]
+POST_COLUMNS = COLUMNS["posts"]
+LIKE_COLUMNS = COLUMNS["likes"]
 _clock = iter(range(1, 10**9))
 
 
