@@ -15,11 +15,12 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 
 from apps.indexer.profiles import display_names
 from skyline import identity, outbound
 
-from .models import ActorLabel
+from .models import ActorLabel, MembershipError, resolve_actor
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +110,58 @@ def refresh_member_profiles():
         )
         asked += len(batch)
     return asked
+
+
+# The handle of each account's newest identity event, which the relay verified before relaying it.
+_INDEXED_HANDLES = "SELECT did, lowerUTF8(handle) FROM identities FINAL WHERE lowerUTF8(handle) IN %s"
+
+
+def indexed_dids(handles):
+    """{handle (lower-case): did} of the `handles` the index names exactly one account by.
+
+    An account is named by a handle when its newest identity event (relay-verified) gives that
+    handle and no later change (identity event or PLC operation, as display_names sees them) gave
+    it another. A handle two accounts hold in the index is left out, for the resolver to settle.
+    """
+    wanted = tuple(sorted({handle.strip().lstrip("@").lower() for handle in handles}))
+    if not wanted:
+        return {}
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(_INDEXED_HANDLES, [wanted])
+        rows = cursor.fetchall()
+    newest = display_names([did for did, _ in rows])
+    holders = {}
+    for did, handle in rows:
+        if newest[did][0].lower() == handle:
+            holders.setdefault(handle, []).append(did)
+    return {handle: dids[0] for handle, dids in holders.items() if len(dids) == 1}
+
+
+def account_dids(identifiers):
+    """({identifier: did}, {identifier: why not}) for DIDs and handles given by a person.
+
+    A DID is taken as given; a handle is looked up in the index first, else resolved and verified
+    both ways (`resolve_actor`), with the reason when it cannot be.
+    """
+    found, failed = {}, {}
+    values = {identifier: identifier.strip().lstrip("@") for identifier in identifiers}
+    indexed = indexed_dids([value for value in values.values() if identity.is_handle(value)])
+    for identifier, value in values.items():
+        if identity.is_did(value):
+            found[identifier] = value
+        elif value.lower() in indexed:
+            found[identifier] = indexed[value.lower()]
+        else:
+            try:
+                found[identifier] = resolve_actor(identifier)[0]
+            except MembershipError as exc:
+                failed[identifier] = str(exc)
+    return found, failed
+
+
+def shown_handles(dids):
+    """{did: what to show for it where a person may type a DID or a handle}: the handle when the
+    index would name this account by it again, else the DID."""
+    handles = {did: handle for did, (handle, _) in display_names(dids).items() if handle}
+    indexed = indexed_dids(handles.values())
+    return {did: handles[did].lower() if indexed.get(handles.get(did, "").lower()) == did else did for did in dids}
