@@ -17,7 +17,7 @@ from apps.accounts.profiles import BATCH, MAX_BYTES, refresh_member_profiles
 from apps.accounts.tasks import refresh_member_profiles as refresh_task
 from apps.search.models import CleanupJob
 from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import did_plc
+from tests.feed_fixtures import POST_COLUMNS, did_plc
 from tests.servers import LoopbackServer, json_response
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
@@ -227,3 +227,21 @@ def test_member_search_matches_handles_and_display_names_from_the_index_and_the_
     assert search(".test") == ([stored, leaf, beans], 3, 1)  # newest first, as without a search
     assert search(".test", limit=2, page=2) == ([beans], 3, 2)
     assert search("nobody") == ([], 0, 0)
+
+
+def test_feed_preview_authors_the_index_cannot_name_are_named_by_the_appview(admin_client, appview):
+    author = did_plc("author")
+    appview.profiles[author] = {"did": author, "handle": "author.test", "displayName": "Cat Person"}
+    posted = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    connections["clickhouse"].insert_rows("posts", POST_COLUMNS, [
+        (author, "3lcat", f"at://{author}/app.bsky.feed.post/3lcat", posted, "my cat", ["en"], 0, "", "", 0, 1)])
+    form = {"words": "cat", "media": "any", "order": "newest", "hours": "24"}
+
+    def author_cell():
+        page = admin_client.post("/admin/feeds/feed/rules-preview/", form).text
+        author_html = re.findall(r"<tr>\s*<td[^>]*>(.*?)</td>", page, re.S)[0]
+        return " ".join(re.sub(r"<[^>]+>", " ", author_html).split())
+
+    assert author_cell() == author  # unnamed: shown by DID, and noted
+    assert refresh_member_profiles() == 1
+    assert author_cell() == "Cat Person @author.test"
