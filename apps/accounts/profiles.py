@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.db import connections
 
 from apps.indexer.profiles import display_names
+from apps.search.models import CleanupJob
 from skyline import identity, outbound
 
 from .models import ActorLabel, APIKey, MembershipError, resolve_actor
@@ -126,8 +127,6 @@ def owner_did(text):
 
 def _shown_accounts():
     """The accounts the admin and the label API show, noted ones first (someone is looking at them)."""
-    from apps.search.models import CleanupJob  # the search app's models load after this app's
-
     noted = cache.get(WANTED_KEY) or []
     members = ActorLabel.objects.values_list("did", flat=True).distinct()
     jobs = CleanupJob.objects.values_list("repo", flat=True).distinct()
