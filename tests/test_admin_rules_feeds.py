@@ -152,3 +152,11 @@ def test_a_handle_the_index_saw_its_account_leave_is_asked_of_the_resolver(admin
     plc.add(DAVE, handle="dave.test")  # the directory says dave.test again
     assert admin_client.post(ADD_URL, {**FORM, "accounts": "dave.test"}).status_code == 302
     assert Feed.objects.get(alias="cats").rules["accounts"] == [DAVE]
+
+
+def test_too_many_accounts_are_refused_before_any_is_looked_up(admin_client, plc):
+    typed = "\n".join(f"member{number}.test" for number in range(1001))
+    response = admin_client.post(ADD_URL, {**FORM, "accounts": typed})
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', response.text, re.S)
+    assert [visible_text(error) for error in errors] == ["accounts: at most 1000."]
+    assert plc.requests == []

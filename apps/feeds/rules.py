@@ -118,6 +118,8 @@ def resolve_accounts(accounts):
     through the index first, else the resolver; ValidationError naming each one that cannot."""
     from apps.accounts.profiles import account_dids
 
+    if len(accounts) > MAX_AUTHORS:  # before any is looked up
+        raise ValidationError(f"accounts: at most {MAX_AUTHORS}.")
     found, failed = account_dids(accounts)
     if failed:
         raise ValidationError([f"No account found for {reason}" for reason in failed.values()])
