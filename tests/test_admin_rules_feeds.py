@@ -116,7 +116,8 @@ def test_the_change_form_asks_for_the_preview_as_rules_are_typed(admin_client):
 
 
 def accounts_field(page):
-    return re.search(r'<textarea name="accounts"[^>]*>(.*?)</textarea>', page, re.S).group(1).strip().splitlines()
+    found = re.search(r'<textarea name="accounts"[^>]*>(.*?)</textarea>', page, re.S)
+    return found.group(1).strip().splitlines()
 
 
 def test_accounts_are_typed_as_handles_or_dids_and_saved_as_dids(admin_client, plc):

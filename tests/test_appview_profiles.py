@@ -233,8 +233,9 @@ def test_feed_preview_authors_the_index_cannot_name_are_named_by_the_appview(adm
     author = did_plc("author")
     appview.profiles[author] = {"did": author, "handle": "author.test", "displayName": "Cat Person"}
     posted = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-    connections["clickhouse"].insert_rows("posts", POST_COLUMNS, [
-        (author, "3lcat", f"at://{author}/app.bsky.feed.post/3lcat", posted, "my cat", ["en"], 0, "", "", 0, 1)])
+    uri = f"at://{author}/app.bsky.feed.post/3lcat"
+    connections["clickhouse"].insert_rows(
+        "posts", POST_COLUMNS, [(author, "3lcat", uri, posted, "my cat", ["en"], 0, "", "", 0, 1)])
     form = {"words": "cat", "media": "any", "order": "newest", "hours": "24"}
 
     def author_cell():

@@ -223,4 +223,5 @@ def shown_handles(dids):
     index would name this account by it again, else the DID."""
     handles = {did: handle for did, (handle, _) in display_names(dids).items() if handle}
     indexed = indexed_dids(handles.values())
-    return {did: handles[did].lower() if indexed.get(handles.get(did, "").lower()) == did else did for did in dids}
+    named = {did: handle.lower() for did, handle in handles.items() if indexed.get(handle.lower()) == did}
+    return {did: named.get(did, did) for did in dids}
