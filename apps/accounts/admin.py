@@ -21,7 +21,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 
 from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
-from apps.accounts.profiles import member_profiles
+from apps.accounts.profiles import owner_did, profiles_of
 
 
 @admin.register(Label)
@@ -70,40 +70,67 @@ class BulkMembersForm(forms.Form):
         return [value for value in re.split(r"[\s,]+", self.cleaned_data["identifiers"]) if value]
 
 
-class MemberChangeList(ChangeList):
-    """The member list, with each page's handles and display names (indexed, else the AppView's)."""
+class AccountNamesChangeList(ChangeList):
+    """A list whose rows show an account by DID, with each page's handles and display names in one lookup."""
 
     def get_results(self, request):
         super().get_results(request)
-        known = member_profiles([member.did for member in self.result_list])
-        for member in self.result_list:
-            member.indexed_handle, member.indexed_name = known[member.did]
+        dids = [self.model_admin.account_did(row) for row in self.result_list]
+        known = profiles_of([did for did in dids if did])
+        for row, did in zip(self.result_list, dids):
+            row.account_profile = known[did] if did else ("", "")
+
+
+class AccountNamesMixin:
+    """For admins that show an account by DID (`account_did`): its handle and display name, the
+    index's, else the AppView's as cached, in the list (`account_handle`, `account_name`) and on
+    the object's page."""
+
+    def account_did(self, obj):
+        return obj.did
+
+    def get_changelist(self, request, **kwargs):
+        return AccountNamesChangeList
+
+    def _account_profile(self, obj):
+        found = getattr(obj, "account_profile", None)
+        if found is None:
+            did = self.account_did(obj)
+            found = profiles_of([did])[did] if did else ("", "")
+        return found
+
+    @admin.display(description="handle")
+    def account_handle(self, obj):
+        return self._account_profile(obj)[0]
+
+    @admin.display(description="display name")
+    def account_name(self, obj):
+        return self._account_profile(obj)[1]
 
 
 @admin.register(ActorLabel)
-class ActorLabelAdmin(admin.ModelAdmin):
+class ActorLabelAdmin(AccountNamesMixin, admin.ModelAdmin):
     form = MemberForm
     list_display = ["did", "current_handle", "display_name", "label", "added_by", "created_at"]
     list_filter = ["label"]
     search_fields = ["did", "handle", "label__name"]
     list_select_related = ["label"]
 
-    def get_changelist(self, request, **kwargs):
-        return MemberChangeList
-
     @admin.display(description="handle")
     def current_handle(self, member):
-        return getattr(member, "indexed_handle", "") or member.handle
+        return self.account_handle(member) or member.handle
 
     @admin.display(description="display name")
     def display_name(self, member):
-        return getattr(member, "indexed_name", "")
+        return self.account_name(member)
 
     def get_readonly_fields(self, request, obj=None):
-        return ["label", "did", "handle", "added_by", "created_at"] if obj else []
+        return self.get_fields(request, obj) if obj else []
 
     def get_fields(self, request, obj=None):
-        return ["label", "did", "handle", "added_by", "created_at"] if obj else ["label", "identifier"]
+        if obj is None:
+            return ["label", "identifier"]
+        return ["label", "did", "current_handle", "display_name", "added_by", "created_at"]
 
     def has_change_permission(self, request, obj=None):
         # A membership has nothing to edit: it is added or removed.
@@ -183,8 +210,9 @@ class NewAPIKeyForm(forms.ModelForm):
 
 
 @admin.register(APIKey)
-class APIKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+class APIKeyAdmin(AccountNamesMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at",
+                    "revoked_at"]
     list_filter = ["label", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "lookup", "label__name"]
     list_select_related = ["label", "created_by"]
@@ -198,10 +226,23 @@ class APIKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "label", "admin_wide"]
-        return ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+        return ["name", "owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at",
+                "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"] if obj else []
+        if obj is None:
+            return []
+        return ["owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def account_did(self, key):
+        # A key imported from bsky-experiments is named after its holder, often a DID.
+        return owner_did(key.name)
+
+    @admin.display(description="owner")
+    def owner(self, key):
+        """The account the key's name gives, by handle and display name ('' for keys named otherwise)."""
+        handle, name = self._account_profile(key)
+        return " ".join(filter(None, [name, f"@{handle}" if handle else ""]))
 
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so the record of who could do what stays.

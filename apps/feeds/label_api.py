@@ -16,14 +16,13 @@ import math
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
-from django.db.models import Q
 from django.http import JsonResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
 from apps.accounts.models import APIKey, Label, MembershipError
-from apps.accounts.profiles import member_profiles
+from apps.accounts.profiles import matching, profiles_of
 from apps.feeds.usage import feeds_with_users
 from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
@@ -161,6 +160,15 @@ def _member(row, handle, display_name):
     return member
 
 
+def _searched(members, search):
+    """The ids of `members`, in their order, whose DID, handle (as added, indexed or the AppView's) or
+    display name (indexed or the AppView's) contains `search`, in any case."""
+    rows = list(members.values_list("id", "did", "handle"))
+    hits = set(matching(profiles_of([did for _, did, _ in rows], note=False), search))
+    needle = search.strip().lstrip("@").casefold()
+    return [pk for pk, did, handle in rows if did in hits or needle in handle.casefold()]
+
+
 @api.get("/api/admin/feed_members", summary="A page of a label's members, newest first")
 def members(request, feedName: str = "", limit: int = 25, page: int = 1, search: str = ""):
     label = _label(request, feedName, "list the members of")
@@ -168,10 +176,11 @@ def members(request, feedName: str = "", limit: int = 25, page: int = 1, search:
     page = min(max(page, 1), MAX_PAGE)
     found = label.members.order_by("-created_at", "-id")
     if search:
-        found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))
-    total = found.count()
-    rows = list(found[(page - 1) * limit:page * limit])
-    known = member_profiles([row.did for row in rows])
+        ids = _searched(found, search)
+        total, rows = len(ids), list(found.filter(id__in=ids[(page - 1) * limit:page * limit]))
+    else:
+        total, rows = found.count(), list(found[(page - 1) * limit:page * limit])
+    known = profiles_of([row.did for row in rows])
     return {
         "members": [_member(row, *known[row.did]) for row in rows],
         "page": page,

@@ -113,6 +113,19 @@ def _check_accounts(name, value):
     _strings(name, value, identity.is_did, "An account is a DID such as did:plc:…", MAX_AUTHORS)
 
 
+def resolve_accounts(accounts):
+    """The accounts as DIDs (kept in their order, once each): a handle becomes its account's DID,
+    through the index first, else the resolver; ValidationError naming each one that cannot."""
+    from apps.accounts.profiles import account_dids
+
+    if len(accounts) > MAX_AUTHORS:  # before any is looked up
+        raise ValidationError(f"accounts: at most {MAX_AUTHORS}.")
+    found, failed = account_dids(accounts)
+    if failed:
+        raise ValidationError([f"No account found for {reason}" for reason in failed.values()])
+    return list(dict.fromkeys(found[account] for account in accounts))
+
+
 def _choice(choices):
     def check(name, value):
         if value not in choices:
