@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
-from apps.indexer.profiles import display_names
+from apps.indexer.profiles import CACHE_PREFIX, WANTED_KEY, cached_profiles, display_names
 from apps.search.models import CleanupJob
 from skyline.atproto import identity, outbound
 
@@ -35,10 +35,6 @@ MAX_BYTES = 2_000_000  # 25 profiles are far less; anything bigger is not an ans
 DISPLAY_NAME_MAX = 640
 # Accounts asked about per run, so one run stays short however large the communities.
 PER_RUN = 2500
-CACHE_PREFIX = "appview:profile:"
-# Accounts pages have shown without a name, for the next run; at most WANTED_MAX of the latest.
-WANTED_KEY = "appview:wanted"
-WANTED_MAX = 1000
 _DID_IN_TEXT = re.compile(r"did:(?:plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%-]+)")
 
 
@@ -78,47 +74,6 @@ def fetch_profiles(dids):
     return {did: (handle, name) for did, handle, name in filter(None, found)}
 
 
-def _cached(dids):
-    found = cache.get_many([CACHE_PREFIX + did for did in dids])
-    return {key[len(CACHE_PREFIX):]: tuple(value) for key, value in found.items()}
-
-
-def profiles_of(dids, note=True):
-    """{did: (handle, display name)} for each of `dids`: the index's, else the AppView's as cached.
-
-    The accounts neither names are noted (unless `note` is false), so the next refresh asks the
-    AppView about them.
-    """
-    if not dids:
-        return {}
-    known = display_names(dids)
-    missing = [did for did, (handle, name) in known.items() if not (handle and name)]
-    cached = _cached(missing) if missing else {}
-    for did, (handle, name) in cached.items():
-        indexed_handle, indexed_name = known[did]
-        known[did] = (indexed_handle or handle, indexed_name or name)
-    if note:
-        _note([did for did in missing if did not in cached])
-    return known
-
-
-def _note(dids):
-    if not dids:
-        return
-    wanted = cache.get(WANTED_KEY) or []
-    new = [did for did in dict.fromkeys(dids) if did not in wanted]
-    if new:
-        cache.set(WANTED_KEY, (wanted + new)[-WANTED_MAX:], settings.PROFILE_CACHE_SECONDS)
-
-
-def matching(identities, text):
-    """The DIDs of `identities` ({did: (handle, display name)}) whose DID, handle or display name
-    contains `text`, in any case."""
-    needle = text.strip().lstrip("@").casefold()
-    return [did for did, (handle, name) in identities.items()
-            if needle in did.casefold() or needle in handle.casefold() or needle in name.casefold()]
-
-
 def owner_did(text):
     """The DID named in `text` (an imported API key is named after its holder), or None."""
     found = _DID_IN_TEXT.search(text or "")
@@ -143,7 +98,7 @@ def refresh_member_profiles():
     """
     accounts, noted = _shown_accounts()
     unnamed = [did for did, (handle, name) in display_names(accounts).items() if not (handle and name)]
-    cached = _cached(unnamed)
+    cached = cached_profiles(unnamed)
     wanted = [did for did in unnamed if did not in cached][:PER_RUN]
     asked = 0
     for start in range(0, len(wanted), BATCH):

@@ -22,7 +22,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
 from apps.accounts.models import APIKey, Label, MembershipError
-from apps.accounts.profiles import matching, profiles_of
+from apps.indexer.profiles import matching, profiles_of
 from apps.feeds.usage import feeds_with_users
 from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message

@@ -5,7 +5,7 @@ import datetime
 
 from django.db import connections
 
-from apps.accounts.profiles import profiles_of
+from apps.indexer.profiles import profiles_of
 
 from . import rules, snapshots
 from .models import PIN, Kind

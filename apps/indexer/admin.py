@@ -6,7 +6,7 @@ changing or deleting, and they read FINAL (the latest version of each row).
 
 from django.contrib import admin
 
-from apps.accounts.admin import AccountNamesMixin
+from apps.indexer.admin_names import AccountNamesMixin
 from apps.indexer.models import AccountStatus
 
 

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from apps.accounts.admin import AccountNamesMixin
+from apps.indexer.admin_names import AccountNamesMixin
 
 from .models import CleanupJob
 
