@@ -5,11 +5,13 @@ service token, which the view checks itself. Sessions, CSRF, authentication, mes
 files and the common middleware add nothing to it but time, so HotPathMiddleware, placed right
 after the security middleware, resolves these paths and calls their views itself. Tracing, metrics
 and the security headers still wrap them, the Host is still checked against ALLOWED_HOSTS, and a
-store error still gets the 503 of skyline/health.py.
+store error still gets the 503 of skyline/health.py and any other error the logged 500 of
+skyline/api_errors.py.
 """
 
 from django.urls import resolve
 
+from skyline.api_errors import unexpected_error
 from skyline.health import STORE_ERRORS, store_unavailable
 
 HOT_PATHS = frozenset({"/xrpc/app.bsky.feed.getFeedSkeleton"})
@@ -28,3 +30,5 @@ class HotPathMiddleware:
             return match.func(request, *match.args, **match.kwargs)
         except STORE_ERRORS as exc:
             return store_unavailable(request, exc)
+        except Exception as exc:  # what the middleware's process_exception would see on the usual way
+            return unexpected_error(request, exc)
