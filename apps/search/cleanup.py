@@ -148,7 +148,9 @@ def _sign_in(identifier, app_password, client):
             ) from None
         raise CleanupError(Kind.UPSTREAM, f"could not sign in: {exc}") from None
     if (did is not None and session["did"] != did) or _account_host(session["did"]) != host:
-        raise CleanupError(Kind.UPSTREAM, "could not sign in: the PDS answered for an account it does not host")
+        raise CleanupError(
+            Kind.UPSTREAM, "could not sign in: the PDS answered for an account it does not host"
+        )
     return session
 
 
@@ -231,7 +233,8 @@ def cancel_cleanup(job, identifier="", app_password="", access_token="", client=
             did = _sign_in(identifier, app_password, client)["did"]
         else:
             raise CleanupError(
-                Kind.UNAUTHENTICATED, "cancelling a job needs the account's identifier and app password, or an access token"
+                Kind.UNAUTHENTICATED,
+                "cancelling a job needs the account's identifier and app password, or an access token",
             )
     if did != job.repo:
         raise CleanupError(Kind.FORBIDDEN, "only the account that created the job can cancel it")

@@ -61,7 +61,7 @@ def bsky_app_url(at_uri):
 
 
 def resolve_identifier(value):
-    """The DID of a handle or DID that exists; LinkError INVALID if malformed, NOT_FOUND if it cannot be found."""
+    """The DID of a handle or DID that exists; LinkError INVALID if malformed, NOT_FOUND if not found."""
     if not is_identifier(value):
         raise LinkError(Kind.INVALID, f"{value!r} is not a handle or DID")
     try:

@@ -1,9 +1,9 @@
 """GET /repo/{did}: an account's records as JSON (the seed's repo export).
 
 Mounted after the search API, whose /repo/cleanup routes must win over /repo/{did}.
-Errors are {"error": "..."} (skyline/api_errors.py): 400 for a bad DID, 404 for an account or repo that cannot be found,
-429 while the repo checkouts are busy, 503 while every turn to call out is taken, 502 when the
-account's PDS fails or its repo cannot be read.
+Errors are {"error": "..."} (skyline/api_errors.py): 400 for a bad DID, 404 for an account or repo
+that cannot be found, 429 while the repo checkouts are busy, 503 while every turn to call out is
+taken, 502 when the account's PDS fails or its repo cannot be read.
 """
 
 from django.http import StreamingHttpResponse

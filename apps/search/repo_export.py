@@ -53,7 +53,9 @@ def _fetch(did):
     try:
         with outbound.calling_out():
             if not lists.REPO_CHECKOUTS.wait(timeout=lists.CHECKOUT_WAIT_SECONDS):
-                raise RepoExportError(Kind.TOO_MANY, "too many repositories are being read; try again shortly")
+                raise RepoExportError(
+                    Kind.TOO_MANY, "too many repositories are being read; try again shortly"
+                )
             return fetch_repo(did)
     except outbound.Busy as exc:
         raise RepoExportError(Kind.BUSY, str(exc)) from None
