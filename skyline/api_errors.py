@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 # Paths under these belong to an API, so an unknown one is an API's 404.
 API_PREFIXES = ("/api/", "/xrpc/", "/repo/", "/list/", "/.well-known/")
 XRPC_PREFIXES = ("/xrpc/", "/.well-known/")
+# The seed's API paths at the root, outside API_PREFIXES.
+API_PATHS = frozenset({
+    "/stats", "/redir", "/feed_members", "/assign_user_to_feed", "/unassign_user_from_feed",
+})
 
 # The status each kind of domain error is answered with.
 STATUS_OF = {
@@ -145,6 +149,7 @@ class JsonApiErrorsMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        if isinstance(exception, STORE_ERRORS) or not request.path_info.startswith(API_PREFIXES):
+        path = request.path_info
+        if isinstance(exception, STORE_ERRORS) or not (path.startswith(API_PREFIXES) or path in API_PATHS):
             return None
         return unexpected_error(request, exception)

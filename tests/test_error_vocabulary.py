@@ -40,13 +40,12 @@ def logged_errors(caplog):
     ]
 
 
-def test_a_programming_error_is_a_logged_500_not_an_outage(client, monkeypatch, caplog):
+@pytest.mark.parametrize("path", ["/api/stats", "/stats"])  # the seed's path at the root too
+def test_a_programming_error_is_a_logged_500_not_an_outage(client, monkeypatch, caplog, path):
     monkeypatch.setattr("apps.search.stats.cached_stats", broken_query)
-    response = client.get("/api/stats")
+    response = client.get(path)
     assert (response.status_code, response.json()) == (500, {"error": UNEXPECTED})
-    assert logged_errors(caplog) == [
-        (logging.ERROR, "unexpected error during GET /api/stats", ProgrammingError)
-    ]
+    assert logged_errors(caplog) == [(logging.ERROR, f"unexpected error during GET {path}", ProgrammingError)]
 
 
 def test_a_fault_in_the_label_api_is_a_logged_500_in_its_shape(client, admin_key, monkeypatch, caplog):

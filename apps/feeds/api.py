@@ -1,8 +1,7 @@
 """The XRPC feed generator: the did:web document, describeFeedGenerator, getFeedSkeleton, sendInteractions.
 
-Shapes are the lexicons' exactly; errors are XRPC's `{"error", "message"}` (skyline/api_errors.py) with
-400, 401 or 413, never a 500 for bad input. getFeedSkeleton is the hot path: the feed definitions and
-the skeleton pages
+Shapes are the lexicons' exactly; errors are XRPC's `{"error", "message"}` with 400, 401 or 413,
+never a 500 for bad input. getFeedSkeleton is the hot path: the feed definitions and the skeleton pages
 come from caches (`registry.py`, `snapshots.py`), the body is encoded with orjson, and the
 analytics row is only buffered.
 """
