@@ -10,10 +10,11 @@ Two ways in, with the same answers:
   middleware stack, the handler and gunicorn's socket writes as most of a feed request's time. It
   still checks the Host against ALLOWED_HOSTS, adds the security middleware's headers, counts the
   request in the request metrics, sends Django's request signals (so database connections are
-  recycled as on any request) and turns a store error into the 503 of skyline/health.py. Anything
-  it would answer differently from Django (another method, a Host that is not allowed, an HTTPS
-  redirect) goes to Django unchanged, and so does everything when tracing is on, so that the
-  instrumentation's middleware makes the request's span.
+  recycled as on any request), turns a store error into the 503 of skyline/health.py and any other
+  error into the logged 500 of skyline/api_errors.py. Anything it would answer differently from
+  Django (another method, a Host that is not allowed, an HTTPS redirect) goes to Django unchanged,
+  and so does everything when tracing is on, so that the instrumentation's middleware makes the
+  request's span.
 - HotPathMiddleware, placed right after the security middleware, does the same inside Django for
   whatever calls Django's handler directly (the test client, tracing on).
 
@@ -26,12 +27,12 @@ import time
 
 from django.core import signals
 from django.core.exceptions import DisallowedHost
-from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 from gunicorn.http.wsgi import Response as GunicornResponse
 
+from skyline.api_errors import unexpected_error
 from skyline.health import STORE_ERRORS, store_unavailable
 from skyline.metrics import LATENCY, REQUESTS
 
@@ -51,6 +52,8 @@ class HotPathMiddleware:
             return match.func(request, *match.args, **match.kwargs)
         except STORE_ERRORS as exc:
             return store_unavailable(request, exc)
+        except Exception as exc:  # what the middleware's process_exception would see on the usual way
+            return unexpected_error(request, exc)
 
 
 class HotPathApplication:
@@ -80,8 +83,8 @@ class HotPathApplication:
             response = view(request)
         except STORE_ERRORS as exc:
             response = store_unavailable(request, exc)
-        except Exception as exc:  # noqa: BLE001  (Django's own 500, logged as Django logs it)
-            response = response_for_exception(request, exc)
+        except Exception as exc:  # noqa: BLE001  (the logged 500, as on the way through Django)
+            response = unexpected_error(request, exc)
         finally:
             signals.request_finished.send(sender=self.__class__)
         return self.security.process_response(request, response)

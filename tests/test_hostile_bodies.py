@@ -147,7 +147,7 @@ def test_an_interaction_that_is_not_an_object_is_refused(client, default_feeds, 
     response = callers[("POST", SEND)](client, json.dumps({"interactions": [5]}))
     assert (response.status_code, response.json()) == (400, {
         "error": "InvalidRequest",
-        "message": "body.interactions.0: Input should be a valid dictionary or instance of Interaction",
+        "message": "interactions.0: Input should be a valid dictionary or instance of Interaction",
     })
 
 
@@ -164,7 +164,7 @@ def test_free_text_in_interactions_is_bounded(client, default_feeds, callers, fi
         return callers[("POST", SEND)](client, json.dumps(body))
 
     too_long = send(longest + 1)
-    where = "body.feed" if field == "feed" else f"body.interactions.0.{field}"
+    where = "feed" if field == "feed" else f"interactions.0.{field}"
     assert (too_long.status_code, too_long.json()) == (400, {
         "error": "InvalidRequest", "message": f"{where}: String should have at most {longest} characters",
     })

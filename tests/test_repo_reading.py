@@ -3,7 +3,7 @@
 import pytest
 
 from skyline.atproto.repos import Repo, RepoError
-from skyline.atproto.xrpc import XrpcClient, XrpcError
+from skyline.atproto.xrpc import PdsError, XrpcClient
 from tests.support.pds import RepoBuilder, car_file
 from tests.support.servers import LoopbackServer
 
@@ -46,7 +46,7 @@ def test_a_repository_over_the_size_limit_is_not_read_to_the_end():
             return 200, {"Content-Type": "application/vnd.ipld.car"}, b"\0" * 2_000_000
 
     with HugeRepo() as pds, XrpcClient(pds.url) as client:
-        with pytest.raises(XrpcError, match="the repository is over 1,000,000 bytes"):
+        with pytest.raises(PdsError, match="the repository is over 1,000,000 bytes"):
             client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=1_000_000)
         assert len(client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=3_000_000)) == 2_000_000
 

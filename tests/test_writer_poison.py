@@ -118,3 +118,10 @@ def test_the_cursor_stays_put_while_good_rows_of_a_poisoned_batch_cannot_be_writ
         query("RENAME TABLE posts_away TO posts")
     assert cursor_store().load() is None
     assert query("SELECT count() FROM firehose_rejects") == [(0,)]
+
+
+def test_every_reject_reason_is_exposed_from_the_start_at_zero_or_more():
+    from apps.indexer.rows import REASONS
+    counted = {reason: REGISTRY.get_sample_value("skyline_indexer_rejects_total", {"reason": reason})
+               for reason in REASONS}
+    assert all(value is not None and value >= 0 for value in counted.values()), counted

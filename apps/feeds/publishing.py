@@ -14,8 +14,8 @@ from pathlib import Path
 from django.conf import settings
 
 from skyline.atproto import identity
-from skyline.atproto.xrpc import XrpcClient, XrpcError
 from skyline.atproto.syntax import utc_text
+from skyline.atproto.xrpc import PdsError, XrpcClient
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ class Publisher:
             ) from None
         try:
             self._client = XrpcClient(pds)
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"cannot call the PDS of FEED_ACTOR_DID ({pds}): {exc}") from None
         try:
             session = self._client.create_session(identifier or self.did, app_password)
-        except XrpcError as exc:
+        except PdsError as exc:
             self._client.close()
             raise PublishError(
                 f"could not sign in as {identifier or self.did} at {pds}: {exc.detail}"
@@ -98,14 +98,14 @@ class Publisher:
         """The blob object of an uploaded image, for records to point at."""
         try:
             return self._client.upload_blob(self._token, data, mime_type)
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"could not upload the avatar: {exc.detail}") from None
 
     def publish(self, feed, avatar=None):
         """Put `feed`'s generator record; its at-uri."""
         try:
             self._client.put_record(self._token, self.did, GENERATOR, feed.alias, generator_record(feed, avatar))
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"could not publish {feed.alias}: {exc.detail}") from None
         logger.info("published feed %s", feed.uri)
         return feed.uri
@@ -114,7 +114,7 @@ class Publisher:
         """Delete `feed`'s generator record (already gone is fine); its at-uri."""
         try:
             self._client.delete_record(self._token, self.did, GENERATOR, feed.alias)
-        except XrpcError as exc:
+        except PdsError as exc:
             if not exc.says("Could not find record"):
                 raise PublishError(f"could not unpublish {feed.alias}: {exc.detail}") from None
         logger.info("unpublished feed %s", feed.uri)

@@ -1,8 +1,8 @@
 """A realistic, deterministic Jetstream v1 event stream, for the tests and the ingest benchmark.
 
-The mix follows the network (research notes §E2): about 55 % likes, 10 % posts, reposts,
-follows, blocks, other lexicons, deletes and updates of earlier records, identity and account
-events. Activity and popularity are heavy-tailed (a few accounts do much of the acting and a few
+The mix (MIX) is an estimate of the network's shares, not a measurement kept in this repository:
+about 55 % likes, 10 % posts, then reposts, follows, blocks, other lexicons, deletes and updates of
+earlier records, identity and account events. Activity and popularity are heavy-tailed (a few accounts do much of the acting and a few
 posts get most of the likes), attention goes to what is recent (so a stream spread over days
 trends hour by hour, as the feeds expect), posts have replies, languages and media, and `time_us`
 is not monotonic. The same seed always gives the same stream; every DID is made up.

@@ -2,8 +2,9 @@
 
 A RowBatch takes raw events (bytes of JSON) one at a time and appends plain tuples to one list per
 table, in each table's COLUMNS order, ready for `insert_rows`. An event that cannot be indexed is
-rejected whole (none of its rows are kept) with a reason from REASONS, and its raw bytes go to the
-dead-letter table. Every check is a type test or a compiled regex: this runs ~30,000 times a second.
+rejected whole (none of its rows are kept) with a reason from REASONS (whose metric series exist
+from the start, apps/indexer/metrics.py), and its raw bytes go to the dead-letter table. Every check
+is a type test or a compiled regex: this runs ~30,000 times a second.
 
 Any field of any record can hold any JSON type (a PDS may skip lexicon validation), so every field
 read is type-tested before use. The rule: a field whose value the row stores as content or as a
