@@ -244,18 +244,26 @@ def _query(rules, parameters, viewer):
     return sql, join_params + params
 
 
-def matching(rules, parameters, viewer=None, limit=None):
-    """[{"post": uri}] chosen by the (validated) rules, best first, at most `limit` or max_posts."""
+def statement(rules, parameters, viewer=None, limit=None):
+    """(sql, params) of the uris the (validated) rules choose, best first, or None when none can match."""
     query = _query(rules, parameters, viewer)
     if query is None:
-        return []
+        return None
     sql, params = query
     if rules["order"] == "hot":
         order, params = f"{_HOT_SCORE} DESC, p.created_at DESC, p.uri DESC", params + [parameters["gravity"]]
     else:
         order = "p.created_at DESC, p.uri DESC"
+    return f"SELECT p.uri {sql}\nORDER BY {order}\nLIMIT %s", params + [limit or parameters["max_posts"]]
+
+
+def matching(rules, parameters, viewer=None, limit=None):
+    """[{"post": uri}] chosen by the (validated) rules, best first, at most `limit` or max_posts."""
+    found = statement(rules, parameters, viewer, limit)
+    if found is None:
+        return []
     with connections["clickhouse"].cursor() as cursor:
-        cursor.execute(f"SELECT p.uri {sql}\nORDER BY {order}\nLIMIT %s", params + [limit or parameters["max_posts"]])
+        cursor.execute(*found)
         return [{"post": uri} for (uri,) in cursor.fetchall()]
 
 
