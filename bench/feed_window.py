@@ -1,5 +1,5 @@
 """A feed refresh's cost with 1 day and with 30 days of history at the same daily rate, before and after
-the migration that sorts posts and likes by record key.
+the migrations that sort posts and likes by record key and merge the re-sorted parts.
 
     .venv/bin/python bench/feed_window.py [--days 1 30] [--likes-per-day 1000000] [--posts-per-day 200000]
 
@@ -8,10 +8,13 @@ For each history size a fresh temporary data directory is migrated, taken back t
 through the project's tables and their views): posts and likes spread evenly over the days with TID
 record keys, a fifth of the posts replies, half the likes on one post in fifty, 1% of the posts
 deleted and 3% of the likes undone (tombstones: repo and rkey only), a thousand taken-down accounts,
-and a community label with 200 members. Whats-hot, top-1h and the community feed are computed as the
-refresher does (the median of `--runs`) and their statements explained (`EXPLAIN indexes = 1`: the
-granules read, summed over the tables read). Then that migration runs again (timed: seconds per
-million rows of posts and likes) and the feeds are measured again on the same rows.
+and a community label with 200 members. Whats-hot, top-1h, the community feed (24 h) and a rules feed
+ordered hot (24 h, issue 19) are computed as the refresher does (the median of `--runs`; one run on
+the account-first schema, whose 30-day reads take tens of seconds) and their statements explained
+(`EXPLAIN indexes = 1`: the granules read, summed over the tables read). Then the re-sorting
+migration runs (timed: seconds per million rows of posts and likes), background merges are given
+three minutes, the feeds are measured; then the migration that merges the copy's parts runs
+(timed) and the feeds are measured again, on the same rows each time.
 """
 
 import argparse
@@ -27,16 +30,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FEEDS = ("whats-hot", "top-1h", "community")
+FEEDS = ("whats-hot", "top-1h", "community", "rules-hot")
 ACCOUNTS = 100_000
 MEMBERS = 200
 HIDDEN = 1_000
 _ALPHABET = "'234567abcdefghijklmnopqrstuvwxyz'"
 _READ = re.compile(r"ReadFromMergeTree \((?:\w+\.)?(\w+)\)")
 _SELECTED = re.compile(r"Parts: \d+ \| Granules: (\d+)")
-# The migration that re-sorts the window tables, and the one before it.
+# The migration that re-sorts the window tables, the one before it and the one that merges the copy.
 REKEY = ("indexer", "0007_window_sort_keys")
 BEFORE_REKEY = ("indexer", "0006_plc_state_and_known_accounts_views")
+MERGE = ("indexer", "0008_merge_resorted_tables")
+# (stage, what the tables are then, the migration that leads to it)
+STAGES = (("before", "sorted by account", None), ("resorted", "re-sorted, settled", REKEY),
+          ("merged", "re-sorted, merged", MERGE))
 
 
 def _did(number):
@@ -159,29 +166,39 @@ def measure(args):
     from django.core.cache import cache
     from django.core.management import call_command
 
-    from apps.accounts.models import ActorLabel, Label
-    from apps.feeds.models import Feed
-    from apps.feeds.registry import FeedSpec
-
     for database in ("default", "clickhouse"):
         call_command("migrate", database=database, interactive=False, verbosity=0)
     call_command("migrate", *BEFORE_REKEY, database="clickhouse", interactive=False, verbosity=0)
     started = time.perf_counter()
     tables = fill(args.history, args.posts_per_day, args.likes_per_day, int(time.time() * 1_000_000))
     filled = time.perf_counter() - started
+    specs = _feeds()
+    cache.clear()
+    measured = {"tables": tables, "fill_seconds": filled, "migration_seconds": {}}
+    for stage, _, migration in STAGES:
+        if migration is not None:
+            started = time.perf_counter()
+            call_command("migrate", *migration, database="clickhouse", interactive=False, verbosity=0)
+            measured["migration_seconds"][stage] = time.perf_counter() - started
+            _settle()
+        runs = 1 if migration is None else args.runs
+        measured[stage] = {spec.alias: _measure_feed(spec, runs) for spec in specs}
+    measured["refresh_seconds"] = {spec.alias: spec.refresh_seconds for spec in specs}
+    print(json.dumps(measured))
+
+
+def _feeds():
+    from apps.accounts.models import ActorLabel, Label
+    from apps.feeds.models import Feed
+    from apps.feeds.registry import FeedSpec
+
     label = Label.objects.create(name="bench")
     ActorLabel.objects.bulk_create(ActorLabel(label=label, did=f"did:plc:{n:a>24}") for n in range(MEMBERS))
-    Feed.objects.create(alias="community", kind="label", label=label, display_name="Community")
-    cache.clear()
-    specs = [FeedSpec.of(Feed.objects.get(alias=alias)) for alias in FEEDS]
-    before = {spec.alias: _measure_feed(spec, args.runs) for spec in specs}
-    started = time.perf_counter()
-    call_command("migrate", *REKEY, database="clickhouse", interactive=False, verbosity=0)
-    migrated = time.perf_counter() - started
-    _settle()
-    after = {spec.alias: _measure_feed(spec, args.runs) for spec in specs}
-    print(json.dumps({"tables": tables, "fill_seconds": filled, "migration_seconds": migrated,
-                      "before": before, "after": after}))
+    Feed.objects.create(alias="community", kind="label", label=label, display_name="Community",
+                        parameters={"hours": 24})
+    Feed.objects.create(alias="rules-hot", kind="rules", display_name="Hot top-level posts",
+                        rules={"order": "hot", "hours": 24, "exclude_replies": True, "min_likes": 2})
+    return [FeedSpec.of(Feed.objects.get(alias=alias)) for alias in FEEDS]
 
 
 def _measure_feed(spec, runs):
@@ -207,6 +224,30 @@ def run_child(args, history):
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def report(args, measured):
+    first, last = args.days[0], args.days[-1]
+    print(f"\n{args.likes_per_day:,} likes and {args.posts_per_day:,} posts a day; seconds are the median of "
+          f"{args.runs} runs (1 run sorted by account)")
+    print("feed".ljust(11) + "tables".ljust(20)
+          + "".join(f"{f'granules {d}d':>14}{f'seconds {d}d':>13}" for d in args.days) + f"{'ratio':>8}")
+    for alias in FEEDS:
+        for stage, schema, _ in STAGES:
+            feeds = [measured[days][stage][alias] for days in args.days]
+            cells = "".join(f"{sum(feed['granules'].values()):>14,}{feed['seconds']:>13.3f}" for feed in feeds)
+            print(alias.ljust(11) + schema.ljust(20) + cells + f"{feeds[-1]['seconds'] / feeds[0]['seconds']:>8.2f}")
+    for days in args.days:
+        for stage, _, _ in STAGES:
+            detail = "; ".join(f"{alias}: " + ", ".join(f"{t} {g}" for t, g in feed["granules"].items())
+                               + f" ({feed['posts']} posts)" for alias, feed in measured[days][stage].items())
+            print(f"  {days}d {stage}: {detail}")
+    hot = measured[first]["merged"]["whats-hot"]["seconds"]
+    interval = measured[first]["refresh_seconds"]["whats-hot"]
+    print(f"\nwhats-hot with {first} day(s) of history: {hot:.3f} s, {hot / interval:.3f} of its {interval} s refresh "
+          f"interval (target < 0.1); with {last} days: {last}-day / {first}-day time "
+          + ", ".join(f"{alias} {measured[last]['merged'][alias]['seconds'] / measured[first]['merged'][alias]['seconds']:.2f}"
+                      for alias in FEEDS) + " (target <= 2)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, nargs="+", default=[1, 30])
@@ -224,24 +265,13 @@ def main():
         measured[days] = found = run_child(args, days)
         rows = sum(rows for rows, _ in found["tables"].values())
         tables = ", ".join(f"{table} {rows:,} rows in {parts} parts" for table, (rows, parts) in found["tables"].items())
-        print(f"{days} day(s) of history: {tables} (filled in {found['fill_seconds']:.0f} s); the migration took "
-              f"{found['migration_seconds']:.1f} s, {found['migration_seconds'] / rows * 1_000_000:.2f} s per million rows")
-    print(f"\n{args.likes_per_day:,} likes and {args.posts_per_day:,} posts a day; seconds are the median of {args.runs}")
-    print("feed".ljust(10) + "schema".ljust(18)
-          + "".join(f"{f'granules {d}d':>14}{f'seconds {d}d':>13}" for d in args.days) + f"{'ratio':>8}")
-    for alias in FEEDS:
-        for when, schema in (("before", "sorted by account"), ("after", "sorted by rkey")):
-            cells, times = "", []
-            for days in args.days:
-                feed = measured[days][when][alias]
-                cells += f"{sum(feed['granules'].values()):>14,}{feed['seconds']:>13.3f}"
-                times.append(feed["seconds"])
-            print(alias.ljust(10) + schema.ljust(18) + cells + f"{times[-1] / times[0]:>8.2f}")
-    for days in args.days:
-        for when in ("before", "after"):
-            detail = "; ".join(f"{alias}: " + ", ".join(f"{t} {g}" for t, g in feed["granules"].items())
-                               + f" ({feed['posts']} posts)" for alias, feed in measured[days][when].items())
-            print(f"  {days}d {when}: {detail}")
+        migrations = ", ".join(f"{MIGRATION_NAMES[stage]} {seconds:.1f} s ({seconds / rows * 1_000_000:.2f} s per million rows)"
+                               for stage, seconds in found["migration_seconds"].items())
+        print(f"{days} day(s) of history: {tables} (filled in {found['fill_seconds']:.0f} s); {migrations}", flush=True)
+    report(args, measured)
+
+
+MIGRATION_NAMES = {stage: migration[1] for stage, _, migration in STAGES if migration is not None}
 
 if __name__ == "__main__":
     main()

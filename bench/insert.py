@@ -24,9 +24,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from apps.indexer.models import Post  # noqa: E402
+from apps.indexer.rows import COLUMNS as TABLE_COLUMNS  # noqa: E402
 
-COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-           "root_uri", "deleted", "time_us"]
+COLUMNS = TABLE_COLUMNS["posts"]
 
 
 def rows(count, offset):

@@ -36,7 +36,7 @@ def rss():
 
 
 def records(count):
-    from tests.pds import tid
+    from tests.support.pds import tid
 
     start = 1_700_000_000_000_000
     for i in range(count):
@@ -61,9 +61,9 @@ def serve(megabytes, pipe, stop):
     import django
 
     django.setup()
-    from tests.feed_fixtures import SigningKey
-    from tests.pds import RepoBuilder
-    from tests.servers import LoopbackServer, did_document
+    from tests.support.identities import SigningKey
+    from tests.support.pds import RepoBuilder
+    from tests.support.servers import LoopbackServer, did_document
 
     count = megabytes * 1_000_000 // RECORD_BYTES
     car = RepoBuilder(DID, SigningKey()).build(dict(records(count)), "3lbench")
@@ -93,7 +93,7 @@ def measure(reading, url, pipe):
 
     django.setup()
     from apps.search import cleanup, repo_export
-    from apps.search.repos import fetch_repo
+    from skyline.atproto.repos import fetch_repo
 
     baseline = rss()
     if reading == "GET /repo/{did}":
@@ -113,7 +113,7 @@ def main():
     child.start()
     print(f"building a repo of about {megabytes} MB in a child process...", flush=True)
     url, car_bytes = receiver.recv()
-    from skyline import outbound
+    from skyline.atproto import outbound
 
     cap = outbound.REPO_BYTES
     print(f"CAR {car_bytes / 2**20:,.0f} MiB, cap {cap / 2**20:,.0f} MiB")

@@ -40,6 +40,7 @@ from django.core.management import call_command
 from django.db import connections
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import Feed
+from apps.indexer.rows import COLUMNS
 
 for database in ("default", "clickhouse"):
     call_command("migrate", database=database, interactive=False, verbosity=0)
@@ -53,10 +54,8 @@ for n in range(3000):
     for m in range(11 + n % 50):
         like_rows.append((f"did:plc:{m:024d}", f"3l{n:08d}{m:03d}", uri, did, "app.bsky.feed.post", rkey, now, 0, n))
 clickhouse = connections["clickhouse"]
-clickhouse.insert_rows("posts", ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media",
-                                 "parent_uri", "root_uri", "deleted", "time_us"], post_rows)
-clickhouse.insert_rows("likes", ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection",
-                                 "subject_rkey", "created_at", "deleted", "time_us"], like_rows)
+clickhouse.insert_rows("posts", COLUMNS["posts"], post_rows)
+clickhouse.insert_rows("likes", COLUMNS["likes"], like_rows)
 label = Label.objects.create(name="bench")
 ActorLabel.objects.bulk_create(ActorLabel(label=label, did=f"did:plc:{n:024d}") for n in range(200))
 Feed.objects.create(alias="community", kind="label", display_name="Community", label=label)

@@ -4,7 +4,7 @@
 
 The embedded default always serves and ingests in one process. Each checkout (`--root`, this one by
 default) gets a fresh data directory seeded as in bench/serve_ceiling.py, and `manage.py serve`
-connects to a loopback Jetstream (tests/jetstream.py) that holds its generated events
+connects to a loopback Jetstream (tests/support/jetstream.py) that holds its generated events
 (apps/indexer/generator.py) back until asked. whats-hot (limit 50) is driven with
 `wrk -t1 -c8 -d<duration>s` first idle, then while the stream sends `--rate` events a second on a
 fixed schedule. The ingest lag is the age of the newest event the consumer has saved its cursor
@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from serve_ceiling import ROOT, Checkout, get, stop, wrk  # noqa: E402
 
 from apps.indexer.generator import EventGenerator  # noqa: E402
-from tests.jetstream import JetstreamServer  # noqa: E402
+from tests.support.jetstream import JetstreamServer  # noqa: E402
 
 WARM_UP_SECONDS = 3
 

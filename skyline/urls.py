@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
-from apps.accounts.api import api as label_api
 from apps.feeds.api import api as feed_api
 from apps.feeds.api import get_feed_skeleton
+from apps.feeds.label_api import api as label_api
 from apps.search.api import api as search_api
 from apps.search.repo_api import api as repo_export_api
 from skyline.health import healthz, readyz

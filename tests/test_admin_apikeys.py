@@ -7,7 +7,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import connection
 
 from apps.accounts.models import APIKey, Label
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

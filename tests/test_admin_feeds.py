@@ -9,8 +9,9 @@ from django.db import connections
 from apps.feeds import snapshots
 from apps.feeds.models import Feed
 from apps.feeds.registry import FeedSpec
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import POST_COLUMNS, ago, did_plc, like
+from tests.support.feed_fixtures import POST_COLUMNS, ago, like
+from tests.support.identities import did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

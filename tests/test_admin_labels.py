@@ -10,7 +10,7 @@ from django.db import connections
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 
 from apps.accounts.models import ActorLabel, Label
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

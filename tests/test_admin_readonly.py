@@ -9,7 +9,7 @@ from django.db import connections
 from django.test import RequestFactory
 
 from apps.indexer.models import AccountStatus
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

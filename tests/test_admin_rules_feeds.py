@@ -10,14 +10,15 @@ from django.test import Client
 
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import POST_COLUMNS, ago, did_plc, like
+from tests.support.feed_fixtures import POST_COLUMNS, ago, like
+from tests.support.identities import did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
 ADD_URL = "/admin/feeds/feed/add/"
 PREVIEW_URL = "/admin/feeds/feed/rules-preview/"
-ALICE, BOB = did_plc("alice"), did_plc("bob")
+ALICE, BOB, CAROL, DAVE = map(did_plc, ["alice", "bob", "carol", "dave"])
 FORM = {
     "alias": "cats", "kind": "rules", "display_name": "Cats", "description": "", "enabled": "on",
     "parameters": "{}", "pinned_posts": "", "placeholder": "", "label": "",
@@ -50,13 +51,13 @@ def test_rules_typed_in_the_form_are_saved_as_json(admin_client):
     assert 'name="hashtags" value="#caturday"' in page
 
 
-def test_bad_rules_are_shown_on_their_fields(admin_client):
+def test_bad_rules_are_shown_on_their_fields(admin_client, plc):
     response = admin_client.post(ADD_URL, {**FORM, "languages": "english!", "accounts": "alice.test"})
     assert response.status_code == 200
     errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', response.text, re.S)
     assert [visible_text(error) for error in errors] == [
         "A language is a tag such as en or pt-BR: &#x27;english!&#x27;",
-        "An account is a DID such as did:plc:…: &#x27;alice.test&#x27;",
+        "No account found for alice.test: the handle alice.test does not resolve (HTTP 400)",
     ]
     assert not Feed.objects.filter(alias="cats").exists()
 
@@ -113,3 +114,51 @@ def test_the_change_form_asks_for_the_preview_as_rules_are_typed(admin_client):
     for name in ("words", "hashtags", "languages", "media", "accounts", "exclude_replies", "exclude_words",
                  "min_likes", "min_reposts", "hours", "order", "followed_only"):
         assert f'name="{name}"' in page
+
+
+def accounts_field(page):
+    found = re.search(r'<textarea name="accounts"[^>]*>(.*?)</textarea>', page, re.S)
+    return found.group(1).strip().splitlines()
+
+
+def test_accounts_are_typed_as_handles_or_dids_and_saved_as_dids(admin_client, plc):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # alice.test is in the index only (the directory does not know it); carol.test in the directory only.
+    connections["clickhouse"].insert_rows("identities", ["did", "seq", "changed_at", "time_us", "handle"],
+                                          [(ALICE, 1, now, 10, "alice.test")])
+    plc.add(CAROL, handle="carol.test")
+    typed = f"@Alice.test\ncarol.test, {BOB}\nalice.test"
+    response = admin_client.post(ADD_URL, {**FORM, "accounts": typed})
+    assert response.status_code == 302, response.content.decode()
+    feed = Feed.objects.get(alias="cats")
+    assert feed.rules["accounts"] == [ALICE, CAROL, BOB]
+    # Shown back by handle where the index names the account by it, else by DID.
+    page = admin_client.get(f"/admin/feeds/feed/{feed.pk}/change/").text
+    assert accounts_field(page) == ["alice.test", CAROL, BOB]
+
+
+def test_a_handle_the_index_saw_its_account_leave_is_asked_of_the_resolver(admin_client, plc):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    connections["clickhouse"].insert_rows("identities", ["did", "seq", "changed_at", "time_us", "handle"],
+                                          [(DAVE, 1, now, 10, "dave.test")])
+    connections["clickhouse"].insert_rows("plc_did_state",
+                                          ["did", "operation_type", "handle", "pds", "created_at", "time_us"],
+                                          [(DAVE, "plc_operation", "dave.example", "", now, 20)])
+    response = admin_client.post(ADD_URL, {**FORM, "accounts": "dave.test\nnot_a_handle!"})
+    assert response.status_code == 200
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', response.text, re.S)
+    assert [visible_text(error) for error in errors] == [
+        "No account found for dave.test: the handle dave.test does not resolve (HTTP 400) "
+        "No account found for not_a_handle!: neither a DID nor a valid handle",
+    ]
+    plc.add(DAVE, handle="dave.test")  # the directory says dave.test again
+    assert admin_client.post(ADD_URL, {**FORM, "accounts": "dave.test"}).status_code == 302
+    assert Feed.objects.get(alias="cats").rules["accounts"] == [DAVE]
+
+
+def test_too_many_accounts_are_refused_before_any_is_looked_up(admin_client, plc):
+    typed = "\n".join(f"member{number}.test" for number in range(1001))
+    response = admin_client.post(ADD_URL, {**FORM, "accounts": typed})
+    errors = re.findall(r'<ul class="errorlist"[^>]*>(.*?)</ul>', response.text, re.S)
+    assert [visible_text(error) for error in errors] == ["accounts: at most 1000."]
+    assert plc.requests == []

@@ -9,8 +9,7 @@ from prometheus_client import REGISTRY
 
 from apps.feeds import analytics
 from apps.feeds.analytics import RowBuffer
-from tests.conftest import BOTH_STORES, query
-from tests.test_observability import clickhouse_down  # noqa: F401  (fixture)
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -90,7 +89,7 @@ def test_the_buffer_bounds_the_characters_it_holds():
     assert stored_items() == ["d" * 60, "f" * 40]
 
 
-def test_a_batch_written_while_the_store_is_down_is_dropped_and_counted(clickhouse_down):  # noqa: F811
+def test_a_batch_written_while_the_store_is_down_is_dropped_and_counted(clickhouse_down):
     rows = buffer()
     before = dropped("store_unavailable")
     rows.add(interaction("g1"))

@@ -15,10 +15,10 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from apps.search import stats
-from apps.search.schedule import DEFAULT_SCHEDULE, install_default_schedule
+from skyline.schedule import DEFAULT_SCHEDULE, install_default_schedule
 from skyline.scheduler import InProcessScheduler
-from tests.conftest import BOTH_STORES
-from tests.servers import redis_server
+from tests.support.servers import redis_server
+from tests.support.stores import BOTH_STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 

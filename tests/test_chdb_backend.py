@@ -15,7 +15,8 @@ from django.db import connections
 from django.db.utils import DataError, OperationalError, ProgrammingError
 
 from apps.indexer.models import Post
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
+from apps.indexer.rows import COLUMNS
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -105,8 +106,7 @@ def test_bulk_insert_path_writes_every_row():
          datetime.datetime(2026, 5, 25, tzinfo=UTC), f"post {i}", ["en"], i % 2, "", "", 0, i)
         for i in range(5000)
     ]
-    columns = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-               "root_uri", "deleted", "time_us"]
+    columns = COLUMNS["posts"]
     assert connections["clickhouse"].insert_rows("posts", columns, rows) == 5000
     assert query("SELECT count(), sum(has_embedded_media), max(time_us) FROM posts") == [(5000, 2500, 4999)]
     assert Post.objects.get(rkey="3k00042").text == "post 42"

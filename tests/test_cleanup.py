@@ -13,10 +13,11 @@ from django.utils import timezone
 from apps.search import cleanup, tasks
 from apps.search.cleanup import run_job
 from apps.search.models import CleanupJob
-from apps.search.repos import Repo
-from tests.conftest import BOTH_STORES
-from tests.pds import Pds, tid
-from tests.servers import json_response
+from skyline.atproto.repos import Repo
+from tests.support.pds import Pds, tid
+from tests.support.servers import json_response
+from tests.support.stores import BOTH_STORES
+from skyline.atproto.syntax import utc_text
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -29,7 +30,7 @@ LINK_CARD = {"$type": "app.bsky.embed.external", "external": {"uri": "https://ex
 
 
 def days_ago(days):
-    return (NOW - datetime.timedelta(days=days)).isoformat().replace("+00:00", "Z")
+    return utc_text(NOW - datetime.timedelta(days=days))
 
 
 def add(account, collection, days, **fields):
@@ -239,7 +240,7 @@ def test_runs_and_utc_days_are_capped_and_a_new_utc_date_resets_the_day(client, 
 def test_apply_writes_calls_are_paced_at_the_configured_rate(client, pds, alice, settings, monkeypatch):
     """The pacing is judged on the limiter's own clock (a fake one that moves only when it sleeps), so
     the test asserts the schedule itself, whatever the machine's load does to arrival times."""
-    from apps.search import ratelimit
+    from skyline.atproto import ratelimit
 
     clock = types.SimpleNamespace(now=1000.0)
     clock.monotonic = lambda: clock.now

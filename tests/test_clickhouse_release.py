@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILES = ["compose.yaml", "compose.cluster.yaml"]

@@ -21,7 +21,7 @@ from django.db.migrations.operations import RunPython
 
 from skyline.db.chdb.base import DatabaseWrapper
 from skyline.db.cluster import ClusterTranslationError, cluster_statements
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = "skyline"

@@ -15,14 +15,14 @@ from apps.indexer import health
 from apps.indexer.consumer import Consumer
 from apps.indexer.cursor import RedisCursor, cursor_store
 from apps.indexer.generator import EventGenerator
-from apps.indexer.jetstream import Backoff
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
-from tests.conftest import BOTH_STORES, query
-from tests.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
-from tests.firehose_tables import actual_state, expected_state, visible
-from tests.jetstream import JetstreamServer
-from tests.servers import redis_server
+from tests.support.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
+from tests.support.firehose_tables import actual_state, expected_state, visible
+from tests.support.jetstream import JetstreamServer
+from tests.support.stores import BOTH_STORES, query
+from skyline.backoff import Backoff
+from tests.support.servers import redis_server
 
 # The writer thread saves the cursor through its own connection: no test transaction around it.
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)
@@ -187,14 +187,6 @@ def test_a_frame_that_does_not_decompress_is_rejected_and_the_stream_goes_on():
             wait_until(lambda: running.consumer.writer is not None and running.consumer.writer.events_written == 50)
     assert running.consumer.writer.rejects == {"undecodable_frame": 50}
     assert query("SELECT count() FROM firehose_rejects WHERE reason = 'undecodable_frame'") == [(50,)]
-
-
-@pytest.fixture
-def redis_url(settings, tmp_path):
-    """A real Redis server, with REDIS_URL pointed at it."""
-    with redis_server(tmp_path / "redis") as url:
-        settings.REDIS_URL = url
-        yield url
 
 
 def test_with_redis_the_cursor_lives_in_redis(redis_url):

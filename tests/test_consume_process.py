@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apps.indexer.generator import EventGenerator
-from tests.firehose_events import line
-from tests.firehose_tables import STATE_QUERIES, expected_state
-from tests.jetstream import JetstreamServer
+from tests.support.firehose_events import line
+from tests.support.firehose_tables import STATE_QUERIES, expected_state
+from tests.support.jetstream import JetstreamServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

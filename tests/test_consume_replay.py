@@ -20,9 +20,9 @@ from django.core.management import CommandError, call_command
 
 from apps.indexer import health
 from apps.indexer.generator import EventGenerator
-from tests.conftest import BOTH_STORES, query
-from tests.firehose_tables import VISIBLE, actual_state, expected_state, visible
-from tests.firehose_events import ALICE, BOB, CAROL, DAVE, T0, at, like, line, post_uri, story
+from tests.support.firehose_events import ALICE, BOB, CAROL, DAVE, T0, at, like, line, post_uri, story
+from tests.support.firehose_tables import VISIBLE, actual_state, expected_state, visible
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

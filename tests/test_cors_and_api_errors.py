@@ -3,7 +3,7 @@ unknown paths and wrong methods in their API's JSON error shape."""
 
 import pytest
 
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

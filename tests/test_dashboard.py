@@ -7,13 +7,14 @@ import time
 import pytest
 from django.db import connections
 
-from apps.accounts.dashboard import bar_chart
+from skyline.dashboard import bar_chart
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
 from apps.indexer import health
 from apps.indexer.cursor import cursor_store
-from apps.indexer.generator import tid
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
+from apps.indexer.rows import COLUMNS
+from skyline.atproto.syntax import tid
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
@@ -21,18 +22,16 @@ UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC)
 TODAY = datetime.datetime.combine(NOW.date(), datetime.time(1), UTC)
 YESTERDAY = TODAY - datetime.timedelta(days=1)
-POST_COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-                "root_uri", "deleted", "time_us"]
-SUBJECT_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
-                   "created_at", "deleted", "time_us"]
-GRAPH_COLUMNS = ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"]
+POST_COLUMNS = COLUMNS["posts"]
+SUBJECT_COLUMNS = COLUMNS["likes"]
+GRAPH_COLUMNS = COLUMNS["follows"]
 
 
 def insert(table, columns, rows):
     connections["clickhouse"].insert_rows(table, columns, rows)
 
 
-REPO_COLUMNS = ["repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"]
+REPO_COLUMNS = COLUMNS["repo_records"]
 COLLECTIONS = {"posts": "app.bsky.feed.post", "likes": "app.bsky.feed.like", "follows": "app.bsky.graph.follow",
                "blocks": "app.bsky.graph.block"}
 

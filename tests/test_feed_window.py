@@ -3,10 +3,15 @@
 Granules are counted with `EXPLAIN indexes = 1` on the statement each feed runs, first with one day
 of posts and likes, then with 29 older days inserted behind it (a part of their own, merges
 stopped), then with everything merged into one part. The tables are the project's, copied with
-64-row granules so that a few thousand rows a day make many granules.
+64-row granules so that a few thousand rows a day make many granules. The feeds are the trending
+ones, a community feed and a rules feed ordered hot (the like counting of issue 19).
+
+Then `indexer.0008_merge_resorted_tables`, which merges the parts the re-sorting copy leaves (each
+spans all of history), changes no feed's answer and keeps tombstones, even one that came first.
 """
 
 import datetime
+import importlib
 import re
 
 import pytest
@@ -17,11 +22,10 @@ from apps.accounts.models import ActorLabel, Label
 from apps.feeds.algorithms import compute, statement
 from apps.feeds.models import Feed
 from apps.feeds.registry import FeedSpec
-from apps.indexer.generator import tid
 from apps.indexer.rows import COLUMNS
 from bench.feed_window import granules_read
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import default_feeds  # noqa: F401  (a fixture)
+from tests.support.stores import BOTH_STORES, query
+from skyline.atproto.syntax import tid
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -105,8 +109,9 @@ def feeds(default_feeds):
     ActorLabel.objects.bulk_create(ActorLabel(label=label, did=f"did:plc:author{n:04d}") for n in range(MEMBERS))
     Feed.objects.create(alias="community", kind="label", label=label, display_name="Community",
                         parameters={"hours": 24})
+    Feed.objects.create(alias="rules-hot", kind="rules", display_name="Hot", rules={"order": "hot", "hours": 24})
     cache.clear()
-    aliases = ["whats-hot", "top-1h", "top-24h", "community"]
+    aliases = ["whats-hot", "top-1h", "top-24h", "community", "rules-hot"]
     return {feed.alias: FeedSpec.of(feed) for feed in Feed.objects.filter(alias__in=aliases)}
 
 
@@ -160,3 +165,36 @@ def test_a_record_whose_key_tells_another_time_is_still_read_in_its_window(feeds
         (did, rkey, uri, _datetime(NOW_US), "", [], 0, "", "", 1, NOW_US + 1),
     ])
     assert all({"post": uri} not in compute(spec) for spec in feeds.values())
+
+
+def _active_parts(table):
+    return query("SELECT count() FROM system.parts WHERE active AND database = currentDatabase() AND table = %s",
+                 [table])[0][0]
+
+
+def test_merging_the_resorted_copy_keeps_every_answer_and_every_tombstone(feeds):
+    merge = importlib.import_module("apps.indexer.migrations.0008_merge_resorted_tables").merge
+    # Three days written twice (a replay), as two parts that each span every day, as 0007's copy leaves them.
+    for table in TABLES:
+        query(f"SYSTEM STOP MERGES {table}")
+    index_days(range(3))
+    index_days(range(3))
+    did, rkey, time_us = "did:plc:author0001", tid(NOW_US - HOUR_US, 9), NOW_US - HOUR_US
+    uri = f"at://{did}/app.bsky.feed.post/{rkey}"
+    # A tombstone that arrives before its record.
+    connections["clickhouse"].insert_rows("posts", COLUMNS["posts"], [
+        (did, rkey, "", _datetime(time_us + 1), "", [], 0, "", "", 1, time_us + 1)])
+    before = {alias: compute(spec) for alias, spec in feeds.items()}
+    assert all(skeleton for skeleton in before.values()), before
+    assert all(_active_parts(table) > 1 for table in TABLES)
+    for table in TABLES:
+        query(f"SYSTEM START MERGES {table}")
+
+    with connections["clickhouse"].schema_editor() as editor:
+        merge(None, editor)
+        merge(None, editor)  # a rerun leaves the merged tables alone
+    assert [_active_parts(table) for table in TABLES] == [1, 1]
+    assert {alias: compute(spec) for alias, spec in feeds.items()} == before
+    connections["clickhouse"].insert_rows("posts", COLUMNS["posts"], [
+        (did, rkey, uri, _datetime(time_us), "text", ["en"], 0, "", "", 0, time_us)])
+    assert {alias: compute(spec) for alias, spec in feeds.items()} == before

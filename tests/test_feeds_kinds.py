@@ -7,11 +7,9 @@ import pytest
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import PIN, Feed
 from apps.feeds.tasks import refresh_trending_feeds
-from apps.indexer.generator import tid
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
-    ago, clock, default_feeds, delete_post, flush_analytics, hide_account, like, post, posts_of, skeleton, unlike,
-)
+from tests.support.feed_fixtures import ago, delete_post, hide_account, like, post, posts_of, skeleton, unlike
+from tests.support.stores import BOTH_STORES
+from skyline.atproto.syntax import tid
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

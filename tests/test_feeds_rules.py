@@ -7,11 +7,20 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 
 from apps.accounts.models import ActorLabel, Label
+from apps.feeds import snapshots
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
-    LIKE_COLUMNS, POST_COLUMNS, SigningKey, ago, did_plc, flush_analytics, hide_account, like, posts_of, skeleton,
+from apps.feeds.tasks import refresh_trending_feeds
+from tests.support.feed_fixtures import (
+    LIKE_COLUMNS,
+    POST_COLUMNS,
+    ago,
+    hide_account,
+    like,
+    posts_of,
+    skeleton,
 )
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
@@ -198,3 +207,12 @@ def test_a_viewers_list_is_kept_until_it_expires_or_the_feed_is_edited(client, p
     feed.rules = {"words": ["cat", "black"], "followed_only": True}
     feed.save()
     assert chosen(client, posts, token=token) == ["a", "c"]
+
+
+def test_the_scheduler_computes_no_unfiltered_list_for_a_feed_of_followed_accounts(posts):
+    rules_feed("followed", words=["cat"], followed_only=True)
+    rules_feed("everyone", words=["cat"])
+    refreshed = refresh_trending_feeds()
+    assert "everyone" in refreshed and "followed" not in refreshed
+    assert snapshots.latest("everyone")[1] == 5
+    assert snapshots.latest("followed") is None

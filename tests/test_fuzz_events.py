@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from apps.indexer.generator import EventGenerator
 from apps.indexer.rows import COLUMNS, REASONS, RowBatch
-from tests.conftest import BOTH_STORES, query
-from tests.firehose_tables import STATE_QUERIES, expected_state
+from tests.support.firehose_tables import STATE_QUERIES, expected_state
+from tests.support.stores import BOTH_STORES, query
 
 settings.register_profile(
     "fast", max_examples=200, derandomize=True, database=None, deadline=None,

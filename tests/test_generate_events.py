@@ -12,8 +12,7 @@ from apps.feeds.algorithms import compute
 from apps.feeds.registry import FeedSpec
 from apps.indexer.generator import EventGenerator
 from apps.indexer.replay import open_replay
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import default_feeds  # noqa: F401  (fixture)
+from tests.support.stores import BOTH_STORES
 
 START = 1_783_000_000_000_000
 DAY_US = 86_400_000_000

@@ -2,7 +2,6 @@
 that fails shows its error and state, a replay shows its progress, the PLC copy its progress and disk."""
 
 import re
-import socket
 import threading
 import time
 
@@ -12,12 +11,12 @@ from prometheus_client import REGISTRY
 
 from apps.indexer import health
 from apps.indexer.consumer import Consumer
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import did_plc
-from tests.firehose_events import line, story
-from tests.plc_export import PlcExport, plc_operation
+from tests.support.firehose_events import line, story
+from tests.support.identities import did_plc
+from tests.support.plc_export import PlcExport, plc_operation
+from tests.support.stores import BOTH_STORES, closed_port, query
+from skyline.backoff import Backoff
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES, transaction=True), pytest.mark.usefixtures("fresh_cache")]
 
@@ -27,13 +26,6 @@ def wait_until(predicate, timeout=20.0):
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
-
-
-def closed_port():
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def module_text(page, module_id):

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,9 @@ import skyline.urls
 from apps.accounts.models import APIKey, Label
 from apps.feeds import analytics
 from apps.search.models import CleanupJob
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import SigningKey, default_feeds, did_plc, feed_uri  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import feed_uri
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
@@ -146,7 +147,7 @@ def test_an_interaction_that_is_not_an_object_is_refused(client, default_feeds, 
     response = callers[("POST", SEND)](client, json.dumps({"interactions": [5]}))
     assert (response.status_code, response.json()) == (400, {
         "error": "InvalidRequest",
-        "message": "body.interactions.0: Input should be a valid dictionary or instance of Interaction",
+        "message": "interactions.0: Input should be a valid dictionary or instance of Interaction",
     })
 
 
@@ -163,7 +164,7 @@ def test_free_text_in_interactions_is_bounded(client, default_feeds, callers, fi
         return callers[("POST", SEND)](client, json.dumps(body))
 
     too_long = send(longest + 1)
-    where = "body.feed" if field == "feed" else f"body.interactions.0.{field}"
+    where = "feed" if field == "feed" else f"interactions.0.{field}"
     assert (too_long.status_code, too_long.json()) == (400, {
         "error": "InvalidRequest", "message": f"{where}: String should have at most {longest} characters",
     })

@@ -4,9 +4,8 @@ store is down; and answered without sessions or cookies."""
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import default_feeds, feed_uri, flush_analytics, skeleton  # noqa: F401  (fixtures)
-from tests.test_observability import clickhouse_down  # noqa: F401  (fixture)
+from tests.support.feed_fixtures import feed_uri, skeleton
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 ROUTE = "/xrpc/app.bsky.feed.getFeedSkeleton"
@@ -48,3 +47,71 @@ def test_a_store_that_is_down_gets_the_503_json_error(client, default_feeds, cli
     assert response["Retry-After"] == "5"
     clickhouse_down()
     assert skeleton(client, "whats-hot").status_code == 200
+
+
+# The WSGI application gunicorn runs (skyline/wsgi.py) answers getFeedSkeleton in front of Django's
+# handler; these call it as gunicorn does, and compare with Django's answers through the test client.
+
+
+@pytest.fixture
+def wsgi():
+    """Call skyline.wsgi.application with a GET; (status, headers dict, body). As Django's test client
+    does, the request signals leave the test's database connection open."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from django.test import RequestFactory
+
+    from skyline.hot_paths import HotPathApplication
+    from skyline.wsgi import application
+
+    assert isinstance(application, HotPathApplication)
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+
+    def call(path, method="GET", **extra):
+        environ = getattr(RequestFactory(), method.lower())(path, **extra).environ
+        started = []
+        body = b"".join(application(environ, lambda status, headers: started.append((status, headers))))
+        status, headers = started[0]
+        return int(status.split()[0]), dict(headers), body
+
+    yield call
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def feed_path(alias, **params):
+    from urllib.parse import urlencode
+
+    return f"{ROUTE}?{urlencode({'feed': feed_uri(alias), **params})}"
+
+
+@pytest.mark.parametrize("params", [{}, {"limit": "0"}, {"cursor": "nonsense"}, {"feed": "at://nobody/x/y"}])
+def test_the_wsgi_application_answers_as_django_does(client, default_feeds, wsgi, params):
+    path = feed_path("whats-hot", **params)
+    expected = client.get(path)
+    status, headers, body = wsgi(path)
+    assert (status, body) == (expected.status_code, expected.content)
+    assert {name: value for name, value in headers.items() if name != "Content-Length"} == dict(expected.items())
+    assert headers["Content-Length"] == str(len(body))
+
+
+def test_the_wsgi_application_counts_the_request_under_its_route(default_feeds, wsgi):
+    answered, refused = counted("200"), counted("400")
+    assert wsgi(feed_path("whats-hot"))[0] == 200
+    assert wsgi(feed_path("whats-hot", limit="0"))[0] == 400
+    assert (counted("200"), counted("400")) == (answered + 1, refused + 1)
+
+
+def test_the_wsgi_application_leaves_other_methods_and_hosts_to_django(default_feeds, wsgi):
+    status, headers, body = wsgi(feed_path("whats-hot"), method="POST")
+    assert status == 405
+    assert headers["Allow"] == "GET"
+    assert body == b'{"error": "InvalidRequest", "message": "method POST not allowed; use GET"}'
+    assert wsgi(feed_path("whats-hot"), HTTP_HOST="skyline.attacker.example")[0] == 400
+
+
+def test_the_wsgi_application_answers_503_when_a_store_is_down(default_feeds, wsgi, clickhouse_down):
+    status, headers, body = wsgi(feed_path("whats-hot"))
+    assert (status, headers["Retry-After"], headers["X-Content-Type-Options"]) == (503, "5", "nosniff")
+    assert body == b'{"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."}'

@@ -2,7 +2,7 @@
 
 import pytest
 
-from skyline import identity
+from skyline.atproto import identity
 
 ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
 KEY = "zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92sRJ9pribSF"
@@ -51,7 +51,7 @@ def test_a_trailing_newline_is_not_a_valid_did_or_handle():
 
 @pytest.mark.parametrize("host", ["LocalHost", "localhost", "127.0.0.3", "127.0.1.1", "0x7f000001"])
 def test_did_web_on_an_internal_host_is_not_fetched_in_production(settings, host):
-    from tests.servers import LoopbackServer
+    from tests.support.servers import LoopbackServer
 
     settings.OUTBOUND_ALLOW_PRIVATE = False
     with LoopbackServer() as internal:
@@ -62,7 +62,7 @@ def test_did_web_on_an_internal_host_is_not_fetched_in_production(settings, host
 
 
 def test_did_web_on_localhost_is_fetched_over_http_in_development(settings):
-    from tests.servers import LoopbackServer, json_response
+    from tests.support.servers import LoopbackServer, json_response
 
     class DidWebHost(LoopbackServer):
         def handle(self, request):

@@ -14,8 +14,8 @@ from apps.indexer.cursor import cursor_store
 from apps.search.stats import compute_stats
 from apps.seed_import.importer import SeedImportError, parse_progress
 from apps.seed_import.source import Source
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import post
+from tests.support.feed_fixtures import post
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 

@@ -5,10 +5,10 @@ import datetime
 import pytest
 from django.db import connections
 
-from apps.accounts.api import FAILURE_LIMIT
 from apps.accounts.models import ActorLabel, APIKey, Label
+from apps.feeds.label_api import FAILURE_LIMIT
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 
@@ -109,7 +109,8 @@ def test_parameter_errors_are_clear_4xx(client, plc, mpls_key, admin_key):
         # An unknown label is refused as the seed refused it, even to an admin key.
         (admin_key, "put", {"feedName": "nope", "handle": "alice.test"}, 401,
          "not authorized: you are not authorized to assign users to this feed"),
-        (mpls_key, "get", {"feedName": "mpls", "limit": "ten"}, 400, "invalid parameters: limit"),
+        (mpls_key, "get", {"feedName": "mpls", "limit": "ten"}, 400,
+         "invalid parameters: limit: Input should be a valid integer, unable to parse string as an integer"),
     ]
     for key, method, params, status, error in cases:
         response = call(client, method, "/api/admin/feed_members", key, **params)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.pds import Pds, tid
+from tests.support.pds import Pds, tid
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unpaced_repo_checkouts")]
 

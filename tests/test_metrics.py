@@ -16,8 +16,9 @@ from apps.feeds import metrics as feed_metrics
 from apps.feeds.metrics import DistinctCounter
 from apps.feeds.models import Feed
 from apps.search import metrics as search_metrics
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import SigningKey, did_plc, flush_analytics, skeleton  # noqa: F401
+from tests.support.feed_fixtures import skeleton
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
 PINNED = "at://did:plc:q6gjnaw2blty4crticxkmujt/app.bsky.feed.post/3lzrksmt6jk2b"

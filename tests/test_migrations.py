@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,43 +1,12 @@
 """Health, readiness and metrics endpoints, and 503s (not 500s) while a store is down."""
 
-import socket
-
 import pytest
 from django.db import connections
 
-from skyline.db.clickhouse.base import DatabaseWrapper as ServerWrapper
-from tests.conftest import BOTH_STORES
-from tests.servers import LoopbackServer
-from tests.test_consume_live import redis_url  # noqa: F401  (fixture)
+from tests.support.servers import LoopbackServer
+from tests.support.stores import BOTH_STORES, closed_port
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
-
-
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def clickhouse_down():
-    """Swap the ClickHouse connection for one to a server that is not there; calling the fixture's
-    value (or the end of the test) puts the real one back."""
-    healthy = connections["clickhouse"]
-    settings_dict = {
-        **healthy.settings_dict, "ENGINE": "skyline.db.clickhouse", "HOST": "127.0.0.1", "PORT": closed_port(),
-        "NAME": "default", "USER": "default", "PASSWORD": "",
-        "OPTIONS": {"connect_timeout": 1, "send_receive_timeout": 1, "sync_request_timeout": 1},
-    }
-    connections["clickhouse"] = ServerWrapper(settings_dict, alias="clickhouse")
-
-    def restore():
-        if connections["clickhouse"] is not healthy:
-            connections["clickhouse"].close()
-            connections["clickhouse"] = healthy
-
-    yield restore
-    restore()
 
 
 def test_healthz_answers_while_the_process_is_up(client):
@@ -101,7 +70,7 @@ def test_the_standalone_consumer_serves_its_metrics_on_metrics_port(tmp_path):
 
     import httpx
 
-    from tests.jetstream import JetstreamServer
+    from tests.support.jetstream import JetstreamServer
 
     root = Path(__file__).resolve().parent.parent
     port = closed_port()
@@ -200,8 +169,8 @@ def _attributes(attributes):
 def test_a_feed_request_a_consumer_batch_a_plc_page_and_a_task_are_traced_to_the_otlp_endpoint(tmp_path, redis_url):
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    from tests.firehose_events import ALICE, BOB, T0, follow, line, post
-    from tests.plc_export import PlcExport, plc_operation
+    from tests.support.firehose_events import ALICE, BOB, T0, follow, line, post
+    from tests.support.plc_export import PlcExport, plc_operation
 
     for database in ("default", "clickhouse"):
         migrated = _manage(tmp_path, "migrate", "--database", database, "-v0")

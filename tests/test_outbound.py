@@ -11,10 +11,10 @@ import time
 import pytest
 from django.test import Client
 
-from skyline import outbound
-from tests.conftest import BOTH_STORES
-from tests.pds import Pds
-from tests.servers import InternalService, LoopbackServer, json_response
+from skyline.atproto import outbound
+from tests.support.pds import Pds
+from tests.support.servers import InternalService, LoopbackServer, json_response
+from tests.support.stores import BOTH_STORES
 
 
 class Recorder(LoopbackServer):
@@ -150,7 +150,7 @@ def test_an_answer_over_its_cap_is_refused_and_redirects_are_not_followed():
 def test_allowing_private_destinations_says_so_in_the_log(caplog, monkeypatch):
     monkeypatch.setattr(outbound, "_warned", threading.Event())
     outbound.Client("http://127.0.0.1:9").close()
-    assert [record.getMessage() for record in caplog.records if record.name == "skyline.outbound"] == [
+    assert [record.getMessage() for record in caplog.records if record.name == "skyline.atproto.outbound"] == [
         "OUTBOUND_ALLOW_PRIVATE is on: Skyline will call private and loopback addresses over http"
     ]
 

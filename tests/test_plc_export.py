@@ -11,11 +11,11 @@ from django.db import connections
 from prometheus_client import REGISTRY
 
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import ExportCursor, PlcExporter
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import did_plc
-from tests.plc_export import T0, PlcExport, created_at, legacy_create, plc_operation, tombstone
+from tests.support.identities import did_plc
+from tests.support.plc_export import T0, PlcExport, created_at, legacy_create, plc_operation, tombstone
+from tests.support.stores import BOTH_STORES, query
+from skyline.backoff import Backoff
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

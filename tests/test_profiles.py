@@ -7,14 +7,14 @@ import io
 import pytest
 from django.core.management import call_command
 
-from apps.indexer.jetstream import Backoff
 from apps.indexer.plc import PlcExporter
 from apps.indexer.profiles import display_names
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import did_plc
-from tests.firehose_events import DAVE, T0, at, commit, delete, identity, iso, line
-from tests.plc_export import T0 as PLC_T0
-from tests.plc_export import PlcExport, plc_operation
+from tests.support.firehose_events import DAVE, T0, at, commit, delete, identity, iso, line
+from tests.support.identities import did_plc
+from tests.support.plc_export import T0 as PLC_T0
+from tests.support.plc_export import PlcExport, plc_operation
+from tests.support.stores import BOTH_STORES, query
+from skyline.backoff import Backoff
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from apps.feeds.defaults import create_default_feeds
 from apps.feeds.models import Feed
-from tests.pds import Pds, ipld
+from tests.support.pds import Pds, ipld
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import libipld
 import pytest
 
 from apps.search import lists
-from apps.search.ratelimit import RateLimiter
-from tests.feed_fixtures import did_plc
-from tests.pds import Pds, ipld
+from skyline.atproto.ratelimit import RateLimiter
+from tests.support.identities import did_plc
+from tests.support.pds import Pds, ipld
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unpaced_repo_checkouts")]
 

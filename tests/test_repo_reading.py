@@ -2,10 +2,10 @@
 
 import pytest
 
-from apps.search.repos import Repo, RepoError
-from apps.search.xrpc import XrpcClient, XrpcError
-from tests.pds import RepoBuilder, car_file
-from tests.servers import LoopbackServer
+from skyline.atproto.repos import Repo, RepoError
+from skyline.atproto.xrpc import PdsError, XrpcClient
+from tests.support.pds import RepoBuilder, car_file
+from tests.support.servers import LoopbackServer
 
 POST = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2025-01-01T00:00:00Z"}
 
@@ -46,7 +46,7 @@ def test_a_repository_over_the_size_limit_is_not_read_to_the_end():
             return 200, {"Content-Type": "application/vnd.ipld.car"}, b"\0" * 2_000_000
 
     with HugeRepo() as pds, XrpcClient(pds.url) as client:
-        with pytest.raises(XrpcError, match="the repository is over 1,000,000 bytes"):
+        with pytest.raises(PdsError, match="the repository is over 1,000,000 bytes"):
             client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=1_000_000)
         assert len(client.get_repo("did:plc:hugeaaaaaaaaaaaaaaaaaaaa", max_bytes=3_000_000)) == 2_000_000
 

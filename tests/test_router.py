@@ -6,7 +6,7 @@ from django.db import connections
 
 from apps.indexer.models import Block, Follow, Like, Post, RepoRecord, Repost
 from skyline.routers import ClickhouseRouter
-from tests.conftest import BOTH_STORES
+from tests.support.stores import BOTH_STORES
 
 FIREHOSE_MODELS = [RepoRecord, Post, Like, Repost, Follow, Block]
 

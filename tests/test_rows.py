@@ -7,7 +7,7 @@ import pytest
 
 from apps.indexer import rows
 from apps.indexer.rows import RowBatch, collection_matcher, has_embedded_media, is_collection_pattern
-from tests.firehose_events import (
+from tests.support.firehose_events import (
     ALICE, BOB, CAROL, DAVE, IMAGES, T0, account, at, commit, delete, follow, identity, iso, like, line, post,
     post_uri,
 )

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db import connections
 
 from apps.indexer.rows import COLUMNS
-from tests import firehose_events as events
-from tests.conftest import BOTH_STORES, query
+from tests.support import firehose_events as events
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -164,14 +164,31 @@ def test_an_account_that_is_only_throttled_stays_searchable(client, tmp_path):
     assert uris(search(client, q="needle")) == ["3lalice"]
 
 
-def test_the_token_index_narrows_the_scan(posts):
-    plan = "\n".join(
-        row[0]
+def token_index_granules(word):
+    """(granules the token index leaves to read, granules before it) for a search of `word`, from
+    EXPLAIN indexes = 1: its Skip section names the index, then "Granules: left/before"."""
+    plan = [
+        row[0].strip()
         for row in query(
-            "EXPLAIN indexes = 1 SELECT did FROM posts WHERE hasToken(lowerUTF8(text), %s)", ["cat"]
+            "EXPLAIN indexes = 1 SELECT did FROM posts WHERE hasToken(lowerUTF8(text), %s)", [word]
         )
-    )
-    assert "posts_text_tokens" in plan
+    ]
+    named = plan.index("Name: posts_text_tokens")
+    granules = next(line for line in plan[named:] if line.startswith("Granules: "))
+    left, before = granules.removeprefix("Granules: ").split("/")
+    return int(left), int(before)
+
+
+def test_the_token_index_narrows_the_scan():
+    # Several granules (up to 8192 rows each) of posts with the same few words, and one rare word.
+    filler = [
+        (BOB, f"3lfill{number:07d}", 1, "just another ordinary post", ["en"]) for number in range(3 * 8192)
+    ]
+    index(*filler, (ALICE, "3lrare", 2, "a zebrafinch sang", ["en"]))
+    left, before = token_index_granules("zebrafinch")
+    assert before >= 3
+    assert left == 1
+    assert token_index_granules("ordinary") == (before, before)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from django.core.management import call_command
 
 from apps.accounts.models import Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import default_feeds, feed_uri, flush_analytics, skeleton  # noqa: F401  (fixtures)
+from tests.support.feed_fixtures import feed_uri, skeleton
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

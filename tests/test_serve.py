@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.jetstream import JetstreamServer
-from tests.plc_export import PlcExport, plc_operation
+from tests.support.jetstream import JetstreamServer
+from tests.support.plc_export import PlcExport, plc_operation
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = "did:plc:servememberaaaaaaaaaaaaa"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from skyline.env import local_endpoint
-from tests.jetstream import JetstreamServer
+from tests.support.jetstream import JetstreamServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,9 @@ from django.conf import settings
 
 from apps.accounts.models import ActorLabel, Label
 from apps.feeds.models import Feed
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import SigningKey, b64, did_plc, flush_analytics, skeleton  # noqa: F401
+from tests.support.feed_fixtures import skeleton
+from tests.support.identities import SigningKey, b64, did_plc
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

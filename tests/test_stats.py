@@ -8,8 +8,8 @@ from django.db import connections
 
 from apps.indexer.rows import COLUMNS
 from apps.search import stats, tasks
-from tests.conftest import BOTH_STORES
-from tests.pds import tid
+from tests.support.pds import tid
+from tests.support.stores import BOTH_STORES
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -64,17 +64,7 @@ def like(did, day, deleted=0, rkey=None):
     subject = "" if deleted else f"at://{ERIN}/app.bsky.feed.post/3kabc"
     insert(
         "likes",
-        [
-            "actor_did",
-            "rkey",
-            "subject_uri",
-            "subject_did",
-            "subject_collection",
-            "subject_rkey",
-            "created_at",
-            "deleted",
-            "time_us",
-        ],
+        COLUMNS["likes"],
         [
             (
                 did,
@@ -96,7 +86,7 @@ def graph(table, did, day, deleted=0, rkey=None):
     rkey = rkey or key_at(day)
     insert(
         table,
-        ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"],
+        COLUMNS[table],
         [(did, rkey, "" if deleted else ERIN, day, deleted, next(_time_us))],
     )
     return rkey
@@ -105,7 +95,7 @@ def graph(table, did, day, deleted=0, rkey=None):
 def commits(*dids):
     insert(
         "repo_records",
-        ["repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"],
+        COLUMNS["repo_records"],
         [(did, "app.bsky.actor.profile", "self", "create", "{}", TODAY, 0, next(_time_us)) for did in dids],
     )
 

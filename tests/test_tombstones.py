@@ -6,17 +6,16 @@ import pytest
 from django.db import connections
 
 from apps.indexer.models import Follow, Like, Post
-from tests.conftest import BOTH_STORES, query
+from tests.support.stores import BOTH_STORES, query
+from apps.indexer.rows import COLUMNS
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime.now(UTC).replace(microsecond=0)
 POST_URI = "at://did:plc:author/app.bsky.feed.post/3kpost"
-LIKE_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
-                "created_at", "deleted", "time_us"]
-POST_COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-                "root_uri", "deleted", "time_us"]
+LIKE_COLUMNS = COLUMNS["likes"]
+POST_COLUMNS = COLUMNS["posts"]
 
 
 def insert(table, columns, rows):
@@ -56,7 +55,7 @@ def test_an_edited_post_shows_its_new_text():
 
 
 def test_an_unfollow_collapses_with_its_follow():
-    columns = ["actor_did", "rkey", "target_did", "created_at", "deleted", "time_us"]
+    columns = COLUMNS["follows"]
     insert("follows", columns, [("did:plc:a", "3lf", "did:plc:b", NOW, 0, 1)])
     insert("follows", columns, [("did:plc:a", "3lf", "", NOW + datetime.timedelta(days=90), 1, 2)])
     assert Follow.objects.settings(final=1).count() == 0

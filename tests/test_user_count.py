@@ -6,13 +6,13 @@ import io
 import pytest
 from django.core.management import call_command
 
-from apps.indexer.accounts import count_users
-from apps.indexer.jetstream import Backoff
+from apps.search.users import count_users
 from apps.indexer.plc import PlcExporter
-from tests.conftest import BOTH_STORES
-from tests.feed_fixtures import did_plc
-from tests.firehose_events import T0, account, commit, follow, identity, line, post
-from tests.plc_export import PlcExport, plc_operation, tombstone
+from tests.support.firehose_events import T0, account, commit, follow, identity, line, post
+from tests.support.identities import did_plc
+from tests.support.plc_export import PlcExport, plc_operation, tombstone
+from tests.support.stores import BOTH_STORES
+from skyline.backoff import Backoff
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 

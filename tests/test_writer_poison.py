@@ -10,9 +10,9 @@ from apps.indexer import health
 from apps.indexer.cursor import cursor_store
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
-from tests.conftest import BOTH_STORES, query
-from tests.firehose_events import ALICE, BOB, DAVE, T0, at, like, line, post_uri, story
-from tests.firehose_tables import VISIBLE, visible
+from tests.support.firehose_events import ALICE, BOB, DAVE, T0, at, like, line, post_uri, story
+from tests.support.firehose_tables import VISIBLE, visible
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
@@ -118,3 +118,10 @@ def test_the_cursor_stays_put_while_good_rows_of_a_poisoned_batch_cannot_be_writ
         query("RENAME TABLE posts_away TO posts")
     assert cursor_store().load() is None
     assert query("SELECT count() FROM firehose_rejects") == [(0,)]
+
+
+def test_every_reject_reason_is_exposed_from_the_start_at_zero_or_more():
+    from apps.indexer.rows import REASONS
+    counted = {reason: REGISTRY.get_sample_value("skyline_indexer_rejects_total", {"reason": reason})
+               for reason in REASONS}
+    assert all(value is not None and value >= 0 for value in counted.values()), counted

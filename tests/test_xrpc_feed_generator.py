@@ -16,10 +16,9 @@ from apps.feeds import analytics
 from apps.feeds.analytics import RowBuffer
 from apps.feeds.models import Feed
 from apps.feeds.tasks import prune_request_analytics, refresh_trending_feeds
-from tests.conftest import BOTH_STORES, query
-from tests.feed_fixtures import (  # noqa: F401  (fixtures)
-    SigningKey, ago, clock, default_feeds, did_plc, feed_uri, flush_analytics, like, post, posts_of, skeleton,
-)
+from tests.support.feed_fixtures import ago, feed_uri, like, post, posts_of, skeleton
+from tests.support.identities import SigningKey, did_plc
+from tests.support.stores import BOTH_STORES, query
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 ROOT = Path(__file__).resolve().parent.parent

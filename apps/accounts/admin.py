@@ -11,7 +11,6 @@ import re
 from cryptography.fernet import Fernet, InvalidToken
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,7 +20,8 @@ from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 
 from apps.accounts.models import ActorLabel, APIKey, Label, MembershipError, resolve_actor
-from apps.accounts.profiles import member_profiles
+from apps.accounts.profiles import owner_did
+from apps.indexer.admin_names import AccountNamesMixin
 
 
 @admin.register(Label)
@@ -70,40 +70,29 @@ class BulkMembersForm(forms.Form):
         return [value for value in re.split(r"[\s,]+", self.cleaned_data["identifiers"]) if value]
 
 
-class MemberChangeList(ChangeList):
-    """The member list, with each page's handles and display names (indexed, else the AppView's)."""
-
-    def get_results(self, request):
-        super().get_results(request)
-        known = member_profiles([member.did for member in self.result_list])
-        for member in self.result_list:
-            member.indexed_handle, member.indexed_name = known[member.did]
-
-
 @admin.register(ActorLabel)
-class ActorLabelAdmin(admin.ModelAdmin):
+class ActorLabelAdmin(AccountNamesMixin, admin.ModelAdmin):
     form = MemberForm
     list_display = ["did", "current_handle", "display_name", "label", "added_by", "created_at"]
     list_filter = ["label"]
     search_fields = ["did", "handle", "label__name"]
     list_select_related = ["label"]
 
-    def get_changelist(self, request, **kwargs):
-        return MemberChangeList
-
     @admin.display(description="handle")
     def current_handle(self, member):
-        return getattr(member, "indexed_handle", "") or member.handle
+        return self.account_handle(member) or member.handle
 
     @admin.display(description="display name")
     def display_name(self, member):
-        return getattr(member, "indexed_name", "")
+        return self.account_name(member)
 
     def get_readonly_fields(self, request, obj=None):
-        return ["label", "did", "handle", "added_by", "created_at"] if obj else []
+        return self.get_fields(request, obj) if obj else []
 
     def get_fields(self, request, obj=None):
-        return ["label", "did", "handle", "added_by", "created_at"] if obj else ["label", "identifier"]
+        if obj is None:
+            return ["label", "identifier"]
+        return ["label", "did", "current_handle", "display_name", "added_by", "created_at"]
 
     def has_change_permission(self, request, obj=None):
         # A membership has nothing to edit: it is added or removed.
@@ -183,8 +172,9 @@ class NewAPIKeyForm(forms.ModelForm):
 
 
 @admin.register(APIKey)
-class APIKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+class APIKeyAdmin(AccountNamesMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at",
+                    "revoked_at"]
     list_filter = ["label", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "lookup", "label__name"]
     list_select_related = ["label", "created_by"]
@@ -198,10 +188,23 @@ class APIKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "label", "admin_wide"]
-        return ["name", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+        return ["name", "owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at",
+                "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"] if obj else []
+        if obj is None:
+            return []
+        return ["owner", "shown_prefix", "scope", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def account_did(self, key):
+        # A key imported from bsky-experiments is named after its holder, often a DID.
+        return owner_did(key.name)
+
+    @admin.display(description="owner")
+    def owner(self, key):
+        """The account the key's name gives, by handle and display name ('' for keys named otherwise)."""
+        handle, name = self._account_profile(key)
+        return " ".join(filter(None, [name, f"@{handle}" if handle else ""]))
 
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so the record of who could do what stays.

@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from skyline import outbound
+from skyline.atproto import outbound
 
 
 class MembershipError(Exception):
@@ -37,7 +37,7 @@ def resolve_actor(identifier):
     verified now ('' otherwise, e.g. while the PLC directory is unreachable; the member list shows
     the handle Skyline has indexed). A handle must resolve to a DID that claims it back.
     """
-    from skyline import identity  # the atproto SDK: loaded by the roles that resolve names, not all
+    from skyline.atproto import identity  # the atproto SDK: loaded by the roles that resolve names, not all
 
     value = identifier.strip().lstrip("@")
     if value.startswith("did:"):

@@ -71,7 +71,11 @@ def _community(spec):
     return _COMMUNITY, {**spec.parameters, "members": tuple(sorted(members))}
 
 
-STATEMENTS = {Kind.HOT: _hot, Kind.TOP: _top, Kind.LABEL: _community}
+def _rules(spec):
+    return rules.statement(rules.validate(spec.rules or {}), spec.parameters, spec.viewer)
+
+
+STATEMENTS = {Kind.HOT: _hot, Kind.TOP: _top, Kind.LABEL: _community, Kind.RULES: _rules}
 
 
 def statement(spec):

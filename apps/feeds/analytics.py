@@ -16,9 +16,11 @@ starts a new one (counted in `skyline_analytics_writer_restarts_total`).
 """
 
 import atexit
+import datetime
 import logging
 import os
 import threading
+from typing import NamedTuple
 
 from django.db import DatabaseError, connections
 from prometheus_client import Counter
@@ -91,7 +93,8 @@ class RowBuffer:
         with self._writing:
             with self._lock:
                 rows, self._rows, self._chars = self._rows, [], 0
-            return self._write(rows) if rows else 0
+            # Plain tuples: the insert path's JSON encoder does not take named ones.
+            return self._write([tuple(row) for row in rows]) if rows else 0
 
     def _write(self, rows):
         try:
@@ -133,15 +136,32 @@ def _store_answers():
     return True
 
 
-feed_requests = RowBuffer(
-    "feed_request_analytics",
-    ["feed_name", "user_did", "limit_requested", "has_cursor", "latency_us", "requested_at", "time_us"],
-)
+class FeedRequestRow(NamedTuple):
+    """A row of feed_request_analytics: one getFeedSkeleton answered."""
+
+    feed_name: str
+    user_did: str  # '' for a viewer who sent no token
+    limit_requested: int
+    has_cursor: int  # 0 or 1
+    latency_us: int
+    requested_at: datetime.datetime
+    time_us: int
+
+
+class InteractionRow(NamedTuple):
+    """A row of feed_interactions: one interaction a viewer's app sent."""
+
+    user_did: str
+    feed_uri: str
+    item_uri: str
+    event: str
+    feed_context: str
+    req_id: str
+    received_at: datetime.datetime
+
+
+feed_requests = RowBuffer("feed_request_analytics", FeedRequestRow._fields)
 # At most ~64 MB of interaction text (4 bytes a character at worst).
-interactions = RowBuffer(
-    "feed_interactions",
-    ["user_did", "feed_uri", "item_uri", "event", "feed_context", "req_id", "received_at"],
-    max_chars=16_000_000,
-)
+interactions = RowBuffer("feed_interactions", InteractionRow._fields, max_chars=16_000_000)
 atexit.register(feed_requests.flush)
 atexit.register(interactions.flush)

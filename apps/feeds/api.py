@@ -19,6 +19,8 @@ from ninja import Field, NinjaAPI, Schema
 from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel
 
+from skyline.api_errors import XrpcError, validation_message, xrpc_answer
+from skyline.api_errors import xrpc_error as _xrpc_error
 from skyline.bodies import JsonParser, http_error_message
 
 from . import analytics, metrics, rules, snapshots
@@ -44,47 +46,33 @@ api = NinjaAPI(
 )
 
 
-class XrpcError(Exception):
-    def __init__(self, status, error, message):
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-
-
 def _json(payload, status=200):
     return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
 
 
-@api.exception_handler(XrpcError)
-def _xrpc_error(request, exc):
-    return _json({"error": exc.error, "message": exc.message}, exc.status)
+api.add_exception_handler(XrpcError, _xrpc_error)
 
 
 @api.exception_handler(AuthError)
 def _auth_error(request, exc):
-    return _json({"error": exc.error, "message": exc.message}, 401)
+    return xrpc_answer(401, exc.error, exc.message)
 
 
 @api.exception_handler(HttpError)
 def _unreadable_request(request, exc):
     # What ninja itself refuses, such as a body that is not JSON.
-    return _json({"error": "InvalidRequest", "message": http_error_message(exc)}, exc.status_code)
+    return xrpc_answer(exc.status_code, "InvalidRequest", http_error_message(exc))
 
 
 @api.exception_handler(RequestDataTooBig)
 def _body_too_large(request, exc):
     message = f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
-    return _json({"error": "PayloadTooLarge", "message": message}, 413)
+    return xrpc_answer(413, "PayloadTooLarge", message)
 
 
 @api.exception_handler(ValidationError)
 def _invalid_request(request, exc):
-    problems = []
-    for error in exc.errors:
-        where = ".".join(str(part) for part in error["loc"][1:]) or "body"
-        problems.append(f"{where}: {error['msg']}")
-    return _json({"error": "InvalidRequest", "message": "; ".join(problems)}, 400)
+    return xrpc_answer(400, "InvalidRequest", validation_message(exc.errors))
 
 
 @api.get("/.well-known/did.json")
@@ -149,9 +137,10 @@ def get_feed_skeleton(request):
         return _json({"error": "AuthenticationRequired", "message": str(exc)}, 401)
     response = _json({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
     now = timezone.now()
-    analytics.feed_requests.add((
-        spec.alias, viewer_did or "", limit, int(cursor is not None),
-        int((time.perf_counter() - started) * 1e6), now, int(now.timestamp() * 1e6),
+    analytics.feed_requests.add(analytics.FeedRequestRow(
+        feed_name=spec.alias, user_did=viewer_did or "", limit_requested=limit,
+        has_cursor=int(cursor is not None), latency_us=int((time.perf_counter() - started) * 1e6),
+        requested_at=now, time_us=int(now.timestamp() * 1e6),
     ))
     metrics.observe(spec.alias, viewer_did, time.perf_counter() - started)
     return response
@@ -178,8 +167,8 @@ def send_interactions(request, body: Interactions):
         raise XrpcError(401, "AuthenticationRequired", "interactions are sent with a service token")
     now = timezone.now()
     for interaction in body.interactions:
-        analytics.interactions.add((
-            viewer_did, body.feed, interaction.item, interaction.event,
-            interaction.feedContext, interaction.reqId, now,
+        analytics.interactions.add(analytics.InteractionRow(
+            user_did=viewer_did, feed_uri=body.feed, item_uri=interaction.item, event=interaction.event,
+            feed_context=interaction.feedContext, req_id=interaction.reqId, received_at=now,
         ))
     return _json({})

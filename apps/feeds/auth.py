@@ -1,7 +1,7 @@
 """Inter-service auth: the `Bearer` service JWT a PDS mints for its user when it calls a feed.
 
 The token's signature is checked by the atproto SDK against the issuer's `#atproto` key, from its
-DID document through `skyline.identity` (cached; fetched again once when a signature does not
+DID document through `skyline.atproto.identity` (cached; fetched again once when a signature does not
 verify, as after a key rotation). The SDK checks `exp`, `iat` and `aud`; what it leaves out is
 checked here: the algorithm (ES256K or ES256, matching the key), the token type (access, refresh
 and DPoP tokens are not service tokens; `typ` is compared without case, as JOSE media types are),
@@ -22,7 +22,7 @@ from atproto_server.exceptions import (
 )
 from django.conf import settings
 
-from skyline import identity
+from skyline.atproto import identity
 
 LEEWAY_SECONDS = 10
 # PDSes mint service tokens for 60 s, and com.atproto.server.getServiceAuth grants at most an hour.

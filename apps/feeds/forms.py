@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from apps.accounts.models import Label
+from apps.accounts.profiles import shown_handles
 
 from . import rules
 from .models import Feed, Kind
@@ -15,6 +16,14 @@ _LIST = re.compile(r"[\s,]+")
 
 def _listed(text):
     return [item for item in _LIST.split(text) if item]
+
+
+def _shown_accounts(dids):
+    """The accounts of saved rules as the form shows them: handles where the index names them, else DIDs."""
+    if not dids:
+        return []
+    shown = shown_handles(dids)
+    return [shown[did] for did in dids]
 
 
 class RulesForm(forms.Form):
@@ -35,7 +44,7 @@ class RulesForm(forms.Form):
     )
     accounts = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), label="From these accounts",
-        help_text="DIDs, one per line",
+        help_text="Handles or DIDs, one per line; a handle is saved as its account's DID",
     )
     exclude_replies = forms.BooleanField(required=False, label="Leave out replies")
     exclude_words = forms.CharField(required=False, label="Leave out these words", help_text='Words and "phrases"')
@@ -55,7 +64,7 @@ class RulesForm(forms.Form):
         self.initial.update({
             **shown, "words": " ".join(quoted), "exclude_words": " ".join(excluded),
             "hashtags": " ".join(f"#{tag}" for tag in shown["hashtags"]), "languages": " ".join(shown["languages"]),
-            "accounts": "\n".join(shown["accounts"]),
+            "accounts": "\n".join(_shown_accounts(shown["accounts"])),
         })
 
     def typed_rules(self):
@@ -73,8 +82,12 @@ class RulesForm(forms.Form):
             "hashtags": [tag.lstrip("#").lower() for tag in _listed(data.get("hashtags", ""))],
             "languages": _listed(data.get("languages", "")),
             "labels": [label.name for label in data.get("labels", [])],
-            "accounts": _listed(data.get("accounts", "")),
         })
+        try:
+            typed["accounts"] = rules.resolve_accounts(_listed(data.get("accounts", "")))
+        except ValidationError as exc:
+            self.add_error("accounts", exc)
+            typed["accounts"] = []  # the other rules are still checked, so every error shows at once
         typed.update({name: data[name] for name in ("media", "exclude_replies", "min_likes", "min_reposts", "hours",
                                                     "order", "followed_only") if data.get(name) is not None})
         try:
@@ -83,6 +96,8 @@ class RulesForm(forms.Form):
             for name, messages in exc.message_dict.items():
                 if name in self.fields and name not in self.errors:
                     self.add_error(name, messages)
+            return None
+        if "accounts" in self.errors:
             return None
         return {name: value for name, value in checked.items() if value != rules.DEFAULTS[name]}
 

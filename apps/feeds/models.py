@@ -5,8 +5,6 @@ the algorithm and its parameters tune it. The analytics tables live in ClickHous
 in batches by `analytics.py`, never on the request path.
 """
 
-import re
-
 from clickhouse_backend import models as ch
 from clickhouse_backend.models.functions import toYYYYMM
 from django.conf import settings
@@ -15,17 +13,16 @@ from django.db import models
 from django.db.models import CompositePrimaryKey
 
 from apps.accounts.models import Label
+from skyline.atproto.syntax import POST, is_rkey, parse_record_uri
 
 from .rules import validate as validate_rules
 
-# The rkey syntax of atproto records: what an alias may be, since it ends the feed's at-uri.
-_RKEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
-POST_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+)/app\.bsky\.feed\.post/([A-Za-z0-9._:~-]+)$")
 PIN = {"$type": "app.bsky.feed.defs#skeletonReasonPin"}
 
 
 def _validate_alias(value):
-    if not _RKEY.fullmatch(value) or value in (".", ".."):
+    """An alias ends the feed's at-uri, so it is a record key."""
+    if not is_rkey(value):
         raise ValidationError("An alias is a record key: letters, digits and . _ : ~ - only.")
 
 
@@ -34,8 +31,13 @@ def post_uris(text):
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _is_post_uri(uri):
+    parts = parse_record_uri(uri)
+    return parts is not None and parts[1] == POST
+
+
 def _validate_post_uris(text):
-    bad = [uri for uri in post_uris(text) if not POST_URI.fullmatch(uri)]
+    bad = [uri for uri in post_uris(text) if not _is_post_uri(uri)]
     if bad:
         raise ValidationError(f"Not a post at-uri: {bad[0]!r} (expected at://<did>/app.bsky.feed.post/<rkey>).")
 

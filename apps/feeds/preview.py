@@ -1,11 +1,11 @@
 """A feed's first page as people would see it, for the admin: author, text, time and likes of each
-post, from the index (no calls to the network)."""
+post, from the index (authors it cannot name: the AppView's names as cached; no calls to the network)."""
 
 import datetime
 
 from django.db import connections
 
-from apps.indexer.profiles import display_names
+from apps.indexer.profiles import profiles_of
 
 from . import rules, snapshots
 from .models import PIN, Kind
@@ -45,7 +45,7 @@ def posts_shown(items, hours):
         posts = {uri: (text, created_at) for uri, _, text, created_at in cursor.fetchall()}
         cursor.execute(_LIKES, [hours, tuple(uris)])
         likes = dict(cursor.fetchall())
-    names = display_names(dids)
+    names = profiles_of(dids)
     shown = []
     for item in items:
         uri = item["post"]

@@ -8,14 +8,14 @@ stored, logged or shown), uploads the avatar image if one is given, and puts eac
 Unpublishing deletes the records.
 """
 
-import datetime
 import logging
 from pathlib import Path
 
 from django.conf import settings
 
-from apps.search.xrpc import XrpcClient, XrpcError
-from skyline import identity
+from skyline.atproto import identity
+from skyline.atproto.syntax import utc_text
+from skyline.atproto.xrpc import PdsError, XrpcClient
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def generator_record(feed, avatar=None):
         "did": settings.SERVICE_DID,
         "displayName": feed.display_name,
         "acceptsInteractions": True,
-        "createdAt": feed.created_at.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "createdAt": utc_text(feed.created_at, "milliseconds"),
     }
     if feed.description:
         record["description"] = feed.description
@@ -75,11 +74,11 @@ class Publisher:
             ) from None
         try:
             self._client = XrpcClient(pds)
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"cannot call the PDS of FEED_ACTOR_DID ({pds}): {exc}") from None
         try:
             session = self._client.create_session(identifier or self.did, app_password)
-        except XrpcError as exc:
+        except PdsError as exc:
             self._client.close()
             raise PublishError(
                 f"could not sign in as {identifier or self.did} at {pds}: {exc.detail}"
@@ -99,14 +98,14 @@ class Publisher:
         """The blob object of an uploaded image, for records to point at."""
         try:
             return self._client.upload_blob(self._token, data, mime_type)
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"could not upload the avatar: {exc.detail}") from None
 
     def publish(self, feed, avatar=None):
         """Put `feed`'s generator record; its at-uri."""
         try:
             self._client.put_record(self._token, self.did, GENERATOR, feed.alias, generator_record(feed, avatar))
-        except XrpcError as exc:
+        except PdsError as exc:
             raise PublishError(f"could not publish {feed.alias}: {exc.detail}") from None
         logger.info("published feed %s", feed.uri)
         return feed.uri
@@ -115,7 +114,7 @@ class Publisher:
         """Delete `feed`'s generator record (already gone is fine); its at-uri."""
         try:
             self._client.delete_record(self._token, self.did, GENERATOR, feed.alias)
-        except XrpcError as exc:
+        except PdsError as exc:
             if not exc.says("Could not find record"):
                 raise PublishError(f"could not unpublish {feed.alias}: {exc.detail}") from None
         logger.info("unpublished feed %s", feed.uri)

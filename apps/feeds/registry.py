@@ -6,6 +6,7 @@ deleted. Label memberships are cached for the feed's refresh interval, so a memb
 removed in the admin counts within that interval.
 """
 
+import secrets
 from dataclasses import dataclass, replace
 
 from django.core.cache import cache
@@ -16,7 +17,10 @@ from .models import PIN, Feed, post_uris
 from .rules import SignInRequired, digest
 
 REGISTRY_KEY = "feeds:registry"
+TOKEN_KEY = "feeds:registry:token"
 REGISTRY_TTL = 300
+# (token, feeds) as this process last read them from the cache.
+_local = (None, None)
 
 
 @dataclass(frozen=True)
@@ -68,16 +72,28 @@ class FeedSpec:
 
 
 def served_feeds():
-    """The enabled feeds by alias (listed or not), in the order describeFeedGenerator lists them."""
-    feeds = cache.get(REGISTRY_KEY)
-    if feeds is None:
+    """The enabled feeds by alias (listed or not), in the order describeFeedGenerator lists them.
+
+    Every request asks, so each process keeps the last list it read beside the short token the
+    cache holds for it: a request reads the token (a few bytes) and reuses the list while the
+    token is the same, instead of unpickling every feed. A save, a delete, the TTL or a cleared
+    cache changes or drops the token, and the next request reads the list afresh.
+    """
+    global _local
+    token = cache.get(TOKEN_KEY)
+    if token is not None and token == _local[0]:
+        return _local[1]
+    cached = cache.get(REGISTRY_KEY) if token is not None else None
+    if cached is None or cached[0] != token:
         feeds = {feed.alias: FeedSpec.of(feed) for feed in Feed.objects.filter(enabled=True)}
-        cache.set(REGISTRY_KEY, feeds, REGISTRY_TTL)
-    return feeds
+        cached = (secrets.token_hex(8), feeds)
+        cache.set_many({REGISTRY_KEY: cached, TOKEN_KEY: cached[0]}, REGISTRY_TTL)
+    _local = cached
+    return cached[1]
 
 
 def forget_served_feeds():
-    cache.delete(REGISTRY_KEY)
+    cache.delete_many([TOKEN_KEY, REGISTRY_KEY])
 
 
 def label_members(label_id, ttl):

@@ -23,7 +23,7 @@ from django.db import connections
 
 from apps.accounts.models import ActorLabel, Label
 from apps.search.search import SearchError, match_sql, parse_query
-from skyline import identity
+from skyline.atproto import identity
 
 MAX_TERMS = 50
 MAX_AUTHORS = 1000
@@ -111,6 +111,19 @@ def _check_labels(name, value):
 
 def _check_accounts(name, value):
     _strings(name, value, identity.is_did, "An account is a DID such as did:plc:…", MAX_AUTHORS)
+
+
+def resolve_accounts(accounts):
+    """The accounts as DIDs (kept in their order, once each): a handle becomes its account's DID,
+    through the index first, else the resolver; ValidationError naming each one that cannot."""
+    from apps.accounts.profiles import account_dids
+
+    if len(accounts) > MAX_AUTHORS:  # before any is looked up
+        raise ValidationError(f"accounts: at most {MAX_AUTHORS}.")
+    found, failed = account_dids(accounts)
+    if failed:
+        raise ValidationError([f"No account found for {reason}" for reason in failed.values()])
+    return list(dict.fromkeys(found[account] for account in accounts))
 
 
 def _choice(choices):
@@ -231,18 +244,26 @@ def _query(rules, parameters, viewer):
     return sql, join_params + params
 
 
-def matching(rules, parameters, viewer=None, limit=None):
-    """[{"post": uri}] chosen by the (validated) rules, best first, at most `limit` or max_posts."""
+def statement(rules, parameters, viewer=None, limit=None):
+    """(sql, params) of the uris the (validated) rules choose, best first, or None when none can match."""
     query = _query(rules, parameters, viewer)
     if query is None:
-        return []
+        return None
     sql, params = query
     if rules["order"] == "hot":
         order, params = f"{_HOT_SCORE} DESC, p.created_at DESC, p.uri DESC", params + [parameters["gravity"]]
     else:
         order = "p.created_at DESC, p.uri DESC"
+    return f"SELECT p.uri {sql}\nORDER BY {order}\nLIMIT %s", params + [limit or parameters["max_posts"]]
+
+
+def matching(rules, parameters, viewer=None, limit=None):
+    """[{"post": uri}] chosen by the (validated) rules, best first, at most `limit` or max_posts."""
+    found = statement(rules, parameters, viewer, limit)
+    if found is None:
+        return []
     with connections["clickhouse"].cursor() as cursor:
-        cursor.execute(f"SELECT p.uri {sql}\nORDER BY {order}\nLIMIT %s", params + [limit or parameters["max_posts"]])
+        cursor.execute(*found)
         return [{"post": uri} for (uri,) in cursor.fetchall()]
 
 

@@ -19,11 +19,12 @@ logger = logging.getLogger(__name__)
 def refresh_trending_feeds():
     """Recompute every computed feed whose list is due (each has its own interval); returns their aliases.
 
-    Meant to run every minute. Static feeds have nothing to compute.
+    Meant to run every minute. Static feeds have nothing to compute, and a feed of followed accounts
+    is computed per viewer on their request (nobody is served its list without a viewer).
     """
     refreshed = []
     for spec in served_feeds().values():
-        if spec.kind == Kind.STATIC:
+        if spec.kind == Kind.STATIC or (spec.rules or {}).get("followed_only"):
             continue
         try:
             if snapshots.refresh(spec):

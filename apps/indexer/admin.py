@@ -6,6 +6,7 @@ changing or deleting, and they read FINAL (the latest version of each row).
 
 from django.contrib import admin
 
+from apps.indexer.admin_names import AccountNamesMixin
 from apps.indexer.models import AccountStatus
 
 
@@ -41,13 +42,13 @@ AccountStatus._meta.verbose_name_plural = "account statuses"
 
 
 @admin.register(AccountStatus)
-class AccountStatusAdmin(ReadOnlyClickhouseAdmin):
+class AccountStatusAdmin(AccountNamesMixin, ReadOnlyClickhouseAdmin):
     """Accounts whose last account event said they are deleted, taken down, deactivated or back."""
 
-    list_display = ["did", "is_active", "status", "changed_at"]
+    list_display = ["did", "account_handle", "account_name", "is_active", "status", "changed_at"]
     list_filter = ["status", ActiveFilter]
-    fields = ["did", "is_active", "status", "changed_at", "seq", "time_us"]
-    readonly_fields = ["is_active"]
+    fields = ["did", "account_handle", "account_name", "is_active", "status", "changed_at", "seq", "time_us"]
+    readonly_fields = ["account_handle", "account_name", "is_active"]
     search_fields = ["=did"]
     ordering = ["-changed_at"]
     show_full_result_count = False

@@ -16,11 +16,12 @@ from django.conf import settings
 
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import Backoff, JetstreamClient, SilentStream
+from apps.indexer.jetstream import JetstreamClient, SilentStream
 from apps.indexer.mapper import MapperProcess
 from apps.indexer.replay import open_replay, replay_size
 from apps.indexer.rows import RowBatch, collection_matcher
 from apps.indexer.writer import Writer
+from skyline.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 

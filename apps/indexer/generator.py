@@ -1,8 +1,8 @@
 """A realistic, deterministic Jetstream v1 event stream, for the tests and the ingest benchmark.
 
-The mix follows the network (research notes §E2): about 55 % likes, 10 % posts, reposts,
-follows, blocks, other lexicons, deletes and updates of earlier records, identity and account
-events. Activity and popularity are heavy-tailed (a few accounts do much of the acting and a few
+The mix (MIX) is an estimate of the network's shares, not a measurement kept in this repository:
+about 55 % likes, 10 % posts, then reposts, follows, blocks, other lexicons, deletes and updates of
+earlier records, identity and account events. Activity and popularity are heavy-tailed (a few accounts do much of the acting and a few
 posts get most of the likes), attention goes to what is recent (so a stream spread over days
 trends hour by hour, as the feeds expect), posts have replies, languages and media, and `time_us`
 is not monotonic. The same seed always gives the same stream; every DID is made up.
@@ -15,8 +15,9 @@ from itertools import accumulate
 
 import orjson
 
+from skyline.atproto.syntax import BLOCK, FOLLOW, LIKE, POST, REPOST, tid, utc_text
+
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _WORDS = (
     "the a of to and in is it you that for on with this was are be at have not but what all were we when "
     "your can said there use an each which she do how their if will up other about out many then them these "
@@ -42,17 +43,6 @@ MIX = (
     (0.01, "account"),
 )
 
-POST = "app.bsky.feed.post"
-LIKE = "app.bsky.feed.like"
-REPOST = "app.bsky.feed.repost"
-FOLLOW = "app.bsky.graph.follow"
-BLOCK = "app.bsky.graph.block"
-
-
-def tid(time_us, clock_id):
-    """An atproto TID (13 sortable base32 characters) for a time and a clock id."""
-    value = (time_us << 10) | (clock_id & 0x3FF)
-    return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
 class EventGenerator:
@@ -105,7 +95,7 @@ class EventGenerator:
         if self.rng.random() < 0.005:
             lag = self.rng.uniform(0, 400 * 86_400_000_000)  # backdated, as imports are
         moment = datetime.datetime.fromtimestamp((time_us - lag) / 1_000_000, datetime.timezone.utc)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return utc_text(moment, "milliseconds")
 
     def _commit(self, did, time_us, operation, collection, rkey, record=None):
         commit = {"rev": self._rkey(time_us), "operation": operation, "collection": collection, "rkey": rkey}

@@ -6,7 +6,6 @@ with a dictionary, which must not be combined with deflate) and the receive time
 a stream gone silent (Jetstream hosts have been seen to stop sending without closing).
 """
 
-import random
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -31,23 +30,6 @@ class UndecodableMessage:
     def __init__(self, raw, detail):
         self.raw = raw
         self.detail = detail
-
-
-class Backoff:
-    """Exponential delays with jitter: half the delay fixed, half random, so clients spread out."""
-
-    def __init__(self, base=0.5, cap=30.0):
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-
-    def next_delay(self):
-        delay = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return delay / 2 + random.uniform(0, delay / 2)
-
-    def reset(self):
-        self.attempt = 0
 
 
 class JetstreamClient:

@@ -6,12 +6,16 @@ hot path stays free of metric calls.
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from .rows import REASONS
+
 EVENTS = Counter(
     "skyline_indexer_events_total",
     "Firehose events written, by kind and collection (collections outside app.bsky's main ones are 'other').",
     ["kind", "collection"],
 )
 REJECTS = Counter("skyline_indexer_rejects_total", "Firehose events rejected, by reason.", ["reason"])
+for _reason in REASONS:  # every reason's series from the start, at 0, so a rate or an alert on it has a base
+    REJECTS.labels(_reason)
 RECONNECTS = Counter("skyline_indexer_reconnects_total", "Jetstream reconnections, by cause.", ["cause"])
 LAG = Gauge("skyline_indexer_lag_seconds", "Now minus the time_us of the newest written event (NaN: none yet).")
 LAG.set(float("nan"))  # unknown until an event is written, not 0 (which would read as "caught up")

@@ -13,7 +13,6 @@ fetch the page again; its rows replace themselves (plc_operations is keyed by DI
 
 import datetime
 import logging
-import re
 import threading
 import time
 
@@ -25,8 +24,9 @@ from redis import RedisError
 
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import Backoff
-from skyline import outbound
+from skyline.atproto import outbound
+from skyline.backoff import Backoff
+from skyline.atproto.syntax import is_plc_did, utc_text
 from skyline.tracing import tracer
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ OPERATION_TYPES = frozenset({"create", "plc_operation", "plc_tombstone"})
 # The exporter's states, as the dashboard shows them.
 EXPORTING, CAUGHT_UP, RETRYING, STOPPED = "exporting", "caught up", "retrying", "stopped"
 
-_PLC_DID = re.compile(r"did:plc:[a-z2-7]{24}")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
@@ -84,7 +83,7 @@ def operation_row(entry):
     if not isinstance(entry, dict):
         return None
     did, cid, operation, created = entry.get("did"), entry.get("cid"), entry.get("operation"), entry.get("createdAt")
-    if not (isinstance(did, str) and _PLC_DID.fullmatch(did) and isinstance(cid, str) and cid
+    if not (isinstance(did, str) and is_plc_did(did) and isinstance(cid, str) and cid
             and isinstance(operation, dict) and isinstance(created, str)):
         return None
     try:
@@ -130,7 +129,7 @@ class Page:
 def _timestamp(time_us):
     """A time_us as the directory writes createdAt (milliseconds, Z)."""
     moment = _EPOCH + datetime.timedelta(microseconds=time_us)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(moment, "milliseconds")
 
 
 class ExportCursor:

@@ -2,8 +2,9 @@
 
 A RowBatch takes raw events (bytes of JSON) one at a time and appends plain tuples to one list per
 table, in each table's COLUMNS order, ready for `insert_rows`. An event that cannot be indexed is
-rejected whole (none of its rows are kept) with a reason from REASONS, and its raw bytes go to the
-dead-letter table. Every check is a type test or a compiled regex: this runs ~30,000 times a second.
+rejected whole (none of its rows are kept) with a reason from REASONS (whose metric series exist
+from the start, apps/indexer/metrics.py), and its raw bytes go to the dead-letter table. Every check
+is a type test or a compiled regex: this runs ~30,000 times a second.
 
 Any field of any record can hold any JSON type (a PDS may skip lexicon validation), so every field
 read is type-tested before use. The rule: a field whose value the row stores as content or as a
@@ -56,6 +57,12 @@ import re
 
 import orjson
 
+from skyline.atproto.syntax import BLOCK, FOLLOW, LIKE, POST, PROFILE, REPOST, has_media
+from skyline.atproto.syntax import DID as _DID
+from skyline.atproto.syntax import NSID as _NSID
+from skyline.atproto.syntax import RECORD_URI as _AT_URI
+from skyline.atproto.syntax import RKEY as _RKEY
+
 logger = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
@@ -72,23 +79,6 @@ MAX_DEAD_LETTER_BYTES = 65_536
 MAX_HANDLE_LENGTH = 253
 MAX_STATUS_LENGTH = 64
 MAX_INT64 = 2**63
-
-_DID = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]{0,2040}[a-zA-Z0-9._-]")
-_NSID = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63}){1,10}\.[a-zA-Z][a-zA-Z0-9]{0,62}")
-_RKEY = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._:~-]{1,512}")
-_AT_URI = re.compile(
-    r"at://(did:[a-z]+:[a-zA-Z0-9._:%-]{0,2040}[a-zA-Z0-9._-])"
-    r"/([a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63}){1,10}\.[a-zA-Z][a-zA-Z0-9]{0,62})"
-    r"/((?!\.{1,2}$)[A-Za-z0-9._:~-]{1,512})"
-)
-
-POST = "app.bsky.feed.post"
-LIKE = "app.bsky.feed.like"
-REPOST = "app.bsky.feed.repost"
-FOLLOW = "app.bsky.graph.follow"
-BLOCK = "app.bsky.graph.block"
-PROFILE = "app.bsky.actor.profile"
-_MEDIA_EMBEDS = frozenset({"app.bsky.embed.images", "app.bsky.embed.video"})
 
 COLUMNS = {
     "repo_records": ("repo", "collection", "rkey", "operation", "record_json", "created_at", "deleted", "time_us"),
@@ -214,20 +204,8 @@ def _reply_uri(reply, key):
 
 
 def has_embedded_media(embed):
-    """Images or a video, directly or as the media of a quote (external links do not count)."""
-    if type(embed) is not dict:
-        return 0
-    kind = embed.get("$type")
-    if type(kind) is not str:
-        return 0
-    if kind in _MEDIA_EMBEDS:
-        return 1
-    if kind == "app.bsky.embed.recordWithMedia":
-        media = embed.get("media")
-        if type(media) is dict:
-            kind = media.get("$type")
-            return 1 if type(kind) is str and kind in _MEDIA_EMBEDS else 0
-    return 0
+    """1 for images or a video, directly or as the media of a quote (external links do not count)."""
+    return 1 if has_media(embed) else 0
 
 
 def post_row(did, rkey, record, event_time, time_us):

@@ -15,7 +15,6 @@ import datetime
 import json
 import logging
 import queue
-import random
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from django.db import DatabaseError, connections
 
 from apps.indexer import health, metrics
 from apps.indexer.rows import COLUMNS
+from skyline.backoff import Backoff
 from skyline.tracing import tracer
 
 logger = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ class Writer:
         """Run `action(*args)` until it works (True) or, once closing, until the attempts run out.
         A refusal of the content is raised at once: trying again cannot help."""
         attempt = 0
+        backoff = Backoff(*self._retry_seconds)
         while True:
             try:
                 action(*args)
@@ -211,9 +212,7 @@ class Writer:
                 if self._closing.is_set() and attempt >= self._attempts_after_stop:
                     self.failure = WriteFailed(f"{self.last_error}; the cursor stays at {self.written_time_us}")
                     return False
-                base, cap = self._retry_seconds
-                delay = min(cap, base * 2 ** (attempt - 1))
-                time.sleep(delay / 2 + random.uniform(0, delay / 2))
+                time.sleep(backoff.next_delay())
 
     def _account(self, batch):
         """Metrics, health and the rate-limited reject log, once the batch is written."""

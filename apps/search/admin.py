@@ -2,14 +2,18 @@
 
 from django.contrib import admin, messages
 
+from apps.indexer.admin_names import AccountNamesMixin
+
 from .models import CleanupJob
 
 
 @admin.register(CleanupJob)
-class CleanupJobAdmin(admin.ModelAdmin):
+class CleanupJobAdmin(AccountNamesMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "repo",
+        "account_handle",
+        "account_name",
         "job_state",
         "num_deleted",
         "num_deleted_today",
@@ -25,6 +29,8 @@ class CleanupJobAdmin(admin.ModelAdmin):
     fields = [
         "id",
         "repo",
+        "account_handle",
+        "account_name",
         "job_state",
         "error",
         "cleanup_types",
@@ -39,6 +45,9 @@ class CleanupJobAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = ["cancel_jobs"]
+
+    def account_did(self, job):
+        return job.repo
 
     def has_add_permission(self, request):
         return False

@@ -1,7 +1,9 @@
 """The search service's HTTP API, on the seed's paths: stats, post search, clean-up jobs, links, lists.
 
-Errors are `{"error": "..."}` with a 4xx for anything the client can fix and 502/503 when a
-service we depend on (a PDS, the directory, ClickHouse) fails; never a 500 for bad input.
+Errors are `{"error": "..."}` (skyline/api_errors.py) with a 4xx for anything the client can fix,
+502 when a service we depend on (a PDS, the directory) fails, 503 when a store is down (the one 503
+of skyline/health.py) or no turn to call out is free; never a 500 for bad input, and a logged 500
+for a fault of our own.
 Mount `api.urls` before any `/repo/{did}` route: `/repo/cleanup` must win.
 """
 
@@ -9,13 +11,13 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel, Field
 
-from skyline import identity
+from skyline.api_errors import ApiError, api_answer, api_error, refused, validation_message
+from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
 
@@ -32,23 +34,16 @@ api = NinjaAPI(
     parser=JsonParser(),
 )
 
-
-_PLACES = {"body", "query", "path", "header", "cookie"}
+api.add_exception_handler(ApiError, api_error)
 
 
 def _error(message, status):
-    return JsonResponse({"error": message}, status=status)
+    return api_answer(status, message)
 
 
 @api.exception_handler(ValidationError)
 def _invalid_request(request, exc):
-    # Field names and reasons only: the input (an app password, say) is never echoed.
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error.get('loc', ()) if part not in _PLACES) or 'body'}: "
-        f"{error.get('msg', 'invalid')}"
-        for error in exc.errors
-    )
-    return _error(f"error parsing request: {problems}", 400)
+    return _error(f"error parsing request: {validation_message(exc.errors)}", 400)
 
 
 @api.exception_handler(HttpError)
@@ -65,22 +60,17 @@ def _body_too_large(request, exc):
 
 @api.exception_handler(LinkError)
 def _link_error(request, exc):
-    return _error(str(exc), exc.status)
+    return api_error(request, refused(exc))
 
 
 @api.exception_handler(cleanup.CleanupError)
 def _cleanup_error(request, exc):
-    return _error(f"error cleaning up records: {exc}", exc.status)
+    return api_error(request, refused(exc, prefix="error cleaning up records: "))
 
 
 @api.exception_handler(search.SearchError)
 def _search_error(request, exc):
     return _error(str(exc), 400)
-
-
-@api.exception_handler(DatabaseError)
-def _store_down(request, exc):
-    return _error("the database is unavailable, try again shortly", 503)
 
 
 @api.get("/api/stats", url_name="stats")
@@ -118,7 +108,7 @@ def search_posts(
 def redirect(request, q: str = ""):
     """A bsky.app link as an at-URI (text), or an at-URI as a redirect to bsky.app."""
     if not q:
-        raise LinkError(400, "q is required")
+        raise ApiError(400, "q is required")
     if q.startswith("https://"):
         return HttpResponse(at_uri_for_link(q), content_type="text/plain; charset=utf-8")
     return HttpResponseRedirect(bsky_app_url(q))
@@ -127,7 +117,7 @@ def redirect(request, q: str = ""):
 @api.get("/list/members", url_name="list_members")
 def list_members(request, uri: str = ""):
     if not uri:
-        raise LinkError(400, "uri is required")
+        raise ApiError(400, "uri is required")
     return lists.list_members(uri)
 
 

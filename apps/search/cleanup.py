@@ -22,20 +22,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.ratelimit import FailureLimit, RateLimiter
+from skyline.atproto.repos import RepoError, fetch_repo
+from skyline.atproto.syntax import has_media
+from skyline.atproto.xrpc import PdsError, XrpcClient
+from skyline.errors import Kind, Refused
 
 from . import metrics
 from .models import CleanupJob
-from .ratelimit import FailureLimit, RateLimiter
-from .repos import RepoError, fetch_repo
-from .xrpc import XrpcClient, XrpcError
 
 logger = logging.getLogger(__name__)
 
 CLEANUP_TYPES = ("post", "post_with_media", "repost", "like")
 LEASE_SECONDS = 1800
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MEDIA = {"app.bsky.embed.images", "app.bsky.embed.video"}
 _EXPIRED = ("ExpiredToken", "InvalidToken")
 _ACCOUNT_GONE = (
     "Could not find user info",
@@ -51,24 +52,8 @@ SIGN_IN_FAILURES_PER_IDENTIFIER = FailureLimit("cleanup:signin:identifier", 5, 9
 SIGN_IN_FAILURES_PER_CLIENT = FailureLimit("cleanup:signin:client", 20, 900)
 
 
-class CleanupError(Exception):
-    """A request that cannot go on; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status, message):
-        self.status = status
-        super().__init__(message)
-
-
-def has_media(post):
-    embed = post.get("embed")
-    if not isinstance(embed, dict):
-        return False
-    kind = embed.get("$type")
-    if kind == "app.bsky.embed.recordWithMedia":
-        return has_media({"embed": embed.get("media")})
-    if kind == "app.bsky.embed.images":
-        return bool(embed.get("images"))
-    return kind in _MEDIA
+class CleanupError(Refused):
+    """A clean-up request that cannot go on: `kind` says why (skyline/errors.py)."""
 
 
 def _created_at(record):
@@ -89,7 +74,7 @@ def selected_records(repo, cleanup_types, older_than):
     selected = []
     for collection, rkey, record in repo.records("app.bsky.feed."):
         if collection == "app.bsky.feed.post":
-            kind = "post_with_media" if has_media(record) else "post"
+            kind = "post_with_media" if has_media(record.get("embed")) else "post"
         elif collection == "app.bsky.feed.repost":
             kind = "repost"
         elif collection == "app.bsky.feed.like":
@@ -117,7 +102,7 @@ def _account_host(did):
     try:
         return login_host(identity.pds_endpoint(did))
     except identity.IdentityError as exc:
-        raise CleanupError(502, f"could not find the PDS of {did}: {exc}") from None
+        raise CleanupError(Kind.UPSTREAM, f"could not find the PDS of {did}: {exc}") from None
 
 
 def _sign_in(identifier, app_password, client):
@@ -127,31 +112,33 @@ def _sign_in(identifier, app_password, client):
     identifier = identifier.strip().lstrip("@")
     limits = ((SIGN_IN_FAILURES_PER_IDENTIFIER, identifier.lower()), (SIGN_IN_FAILURES_PER_CLIENT, client))
     if any(limit.exceeded(key) for limit, key in limits):
-        raise CleanupError(429, "too many failed sign-ins; try again later")
+        raise CleanupError(Kind.TOO_MANY, "too many failed sign-ins; try again later")
     did = None
     if identity.is_did(identifier) or identity.is_handle(identifier):
         try:
             did = identifier if identity.is_did(identifier) else identity.resolve_handle(identifier)
         except identity.IdentityError as exc:
-            raise CleanupError(400, f"could not resolve {identifier}: {exc}") from None
+            raise CleanupError(Kind.INVALID, f"could not resolve {identifier}: {exc}") from None
         host = _account_host(did)
     elif _EMAIL.fullmatch(identifier):
         host = settings.ENTRYWAY_URL
     else:
-        raise CleanupError(400, "failed to parse identifier as at-identifier or email address")
+        raise CleanupError(Kind.INVALID, "failed to parse identifier as at-identifier or email address")
     try:
         with _login_client(host) as pds:
             session = pds.create_session(identifier, app_password)
-    except XrpcError as exc:
+    except PdsError as exc:
         if exc.status in (400, 401):
             for limit, key in limits:
                 limit.count(key)
             raise CleanupError(
-                401, "could not sign in: the identifier or app password was not accepted"
+                Kind.UNAUTHENTICATED, "could not sign in: the identifier or app password was not accepted"
             ) from None
-        raise CleanupError(502, f"could not sign in: {exc}") from None
+        raise CleanupError(Kind.UPSTREAM, f"could not sign in: {exc}") from None
     if (did is not None and session["did"] != did) or _account_host(session["did"]) != host:
-        raise CleanupError(502, "could not sign in: the PDS answered for an account it does not host")
+        raise CleanupError(
+            Kind.UPSTREAM, "could not sign in: the PDS answered for an account it does not host"
+        )
     return session
 
 
@@ -159,9 +146,9 @@ def _selected(did, cleanup_types, older_than):
     try:
         return selected_records(fetch_repo(did), cleanup_types, older_than)
     except identity.IdentityError as exc:
-        raise CleanupError(502, f"could not find the PDS of {did}: {exc}") from None
-    except (XrpcError, RepoError) as exc:
-        raise CleanupError(502, f"could not read the repo of {did}: {exc}") from None
+        raise CleanupError(Kind.UPSTREAM, f"could not find the PDS of {did}: {exc}") from None
+    except (PdsError, RepoError) as exc:
+        raise CleanupError(Kind.UPSTREAM, f"could not read the repo of {did}: {exc}") from None
 
 
 def _running_job_answer(job):
@@ -175,12 +162,12 @@ def _running_job_answer(job):
 
 @contextlib.contextmanager
 def _turn():
-    """A turn to call out (outbound.calling_out), or CleanupError 503 when none is free."""
+    """A turn to call out (outbound.calling_out), or CleanupError (BUSY) when none is free."""
     try:
         with outbound.calling_out():
             yield
     except outbound.Busy as exc:
-        raise CleanupError(503, str(exc)) from None
+        raise CleanupError(Kind.BUSY, str(exc)) from None
 
 
 def start_cleanup(
@@ -190,9 +177,9 @@ def start_cleanup(
     caller's address, for counting failed sign-ins."""
     unknown = sorted(set(cleanup_types) - set(CLEANUP_TYPES))
     if unknown or not cleanup_types:
-        raise CleanupError(400, f"cleanup_types must be some of {', '.join(CLEANUP_TYPES)}")
+        raise CleanupError(Kind.INVALID, f"cleanup_types must be some of {', '.join(CLEANUP_TYPES)}")
     if not 0 <= delete_until_days_ago <= 36500:
-        raise CleanupError(400, "delete_until_days_ago must be between 0 and 36500")
+        raise CleanupError(Kind.INVALID, "delete_until_days_ago must be between 0 and 36500")
     older_than = timezone.now() - datetime.timedelta(days=delete_until_days_ago)
     with _turn():
         session = _sign_in(identifier, app_password, client)
@@ -234,14 +221,15 @@ def cancel_cleanup(job, identifier="", app_password="", access_token="", client=
             did = _sign_in(identifier, app_password, client)["did"]
         else:
             raise CleanupError(
-                401, "cancelling a job needs the account's identifier and app password, or an access token"
+                Kind.UNAUTHENTICATED,
+                "cancelling a job needs the account's identifier and app password, or an access token",
             )
     if did != job.repo:
-        raise CleanupError(403, "only the account that created the job can cancel it")
+        raise CleanupError(Kind.FORBIDDEN, "only the account that created the job can cancel it")
     if job.state == CleanupJob.State.COMPLETED:
-        raise CleanupError(400, "job already completed")
+        raise CleanupError(Kind.INVALID, "job already completed")
     if job.state == CleanupJob.State.ERRORED:
-        raise CleanupError(400, f"job already ended ({job.job_state})")
+        raise CleanupError(Kind.INVALID, f"job already ended ({job.job_state})")
     job.cancel()
     logger.info("clean-up job %s cancelled by its owner", job.id)
 
@@ -251,10 +239,10 @@ def _token_did(did, access_token):
     try:
         with _login_client(_account_host(did)) as pds:
             return pds.get_session(access_token).get("did")
-    except XrpcError as exc:
+    except PdsError as exc:
         if exc.status in (400, 401):
-            raise CleanupError(401, "the access token was not accepted") from None
-        raise CleanupError(502, f"could not check the access token: {exc}") from None
+            raise CleanupError(Kind.UNAUTHENTICATED, "the access token was not accepted") from None
+        raise CleanupError(Kind.UPSTREAM, f"could not check the access token: {exc}") from None
 
 
 def jobs_of(did):
@@ -305,7 +293,7 @@ def _run(job):
     try:
         with _login_client(login_host(pds)) as auth:
             session = auth.refresh_session(job.refresh_token)
-    except XrpcError as exc:
+    except PdsError as exc:
         return _session_failed(job, exc)
     if not job.save_token(session["refreshJwt"]):
         return "stopped"
@@ -313,7 +301,7 @@ def _run(job):
     try:
         selected = selected_records(fetch_repo(job.repo), job.cleanup_types, job.delete_older_than)
         client = XrpcClient(pds)
-    except (identity.IdentityError, XrpcError, RepoError) as exc:
+    except (identity.IdentityError, PdsError, RepoError) as exc:
         logger.warning("clean-up job %s: could not read the repo: %s", job.id, exc)
         job.schedule(settings.CLEANUP_RETRY_INTERVAL)
         return "repo unavailable"
@@ -349,7 +337,7 @@ def _delete(job, client, access_token, selected, budget):
         limiter.wait()
         try:
             client.apply_writes(access_token, job.repo, writes)
-        except XrpcError as exc:
+        except PdsError as exc:
             # Everything before this call is saved; the next run reads the repo afresh.
             logger.warning("clean-up job %s stopped after %d deletes: %s", job.id, deleted, exc)
             job.schedule(settings.CLEANUP_RETRY_INTERVAL, remaining=len(selected) - deleted)

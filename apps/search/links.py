@@ -5,48 +5,31 @@ always goes to https://bsky.app with parts that passed validation, so /redir can
 send anyone elsewhere.
 """
 
-import re
 from urllib.parse import urlsplit
 
-from skyline import identity
-
-_NSID = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}(\.[a-zA-Z0-9][a-zA-Z0-9-]{0,62}){1,}$")
-_RKEY = re.compile(r"^[A-Za-z0-9._~:-]{1,512}$")
+from skyline.atproto import identity, syntax
+from skyline.atproto.syntax import FEED_GENERATOR, LIST, POST, STARTER_PACK, is_rkey
+from skyline.errors import Kind, Refused
 
 # bsky.app path word for each collection it shows
-APP_KINDS = {"app.bsky.feed.post": "post", "app.bsky.feed.generator": "feed", "app.bsky.graph.list": "lists"}
+APP_KINDS = {POST: "post", FEED_GENERATOR: "feed", LIST: "lists"}
 KIND_COLLECTIONS = {kind: collection for collection, kind in APP_KINDS.items()}
-STARTER_PACK = "app.bsky.graph.starterpack"
 
 
-class LinkError(Exception):
-    """A URI or link that cannot be used; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status, message):
-        self.status = status
-        super().__init__(message)
+class LinkError(Refused):
+    """A URI or link that cannot be used: `kind` says why (skyline/errors.py)."""
 
 
 def is_identifier(value):
     return identity.is_did(value) or identity.is_handle(value)
 
 
-def is_rkey(value):
-    return bool(_RKEY.fullmatch(value)) and value not in (".", "..")
-
-
 def parse_at_uri(value):
-    """(authority, collection or None, rkey or None) of an at-URI; LinkError(400) if it is not one."""
-    if not value.startswith("at://") or any(char in value for char in "?# \t\r\n"):
-        raise LinkError(400, "invalid atUri")
-    parts = value[len("at://") :].split("/")
-    if not 1 <= len(parts) <= 3 or not is_identifier(parts[0]):
-        raise LinkError(400, "invalid atUri")
-    collection = parts[1] if len(parts) > 1 else None
-    rkey = parts[2] if len(parts) > 2 else None
-    if (collection is not None and not _NSID.fullmatch(collection)) or (rkey is not None and not is_rkey(rkey)):
-        raise LinkError(400, "invalid atUri")
-    return parts[0], collection, rkey
+    """(authority, collection or None, rkey or None) of an at-URI; LinkError (INVALID) if it is not one."""
+    parsed = syntax.parse_at_uri(value)
+    if parsed is None or not is_identifier(parsed[0]):
+        raise LinkError(Kind.INVALID, "invalid atUri")
+    return parsed
 
 
 def bsky_app_url(at_uri):
@@ -55,35 +38,36 @@ def bsky_app_url(at_uri):
     if collection is None:
         return f"https://bsky.app/profile/{authority}"
     if rkey is None:
-        raise LinkError(400, "invalid atUri")
+        raise LinkError(Kind.INVALID, "invalid atUri")
     if collection in APP_KINDS:
         return f"https://bsky.app/profile/{authority}/{APP_KINDS[collection]}/{rkey}"
     if collection == STARTER_PACK:
         return f"https://bsky.app/starter-pack/{authority}/{rkey}"
-    raise LinkError(400, "invalid atUri")
+    raise LinkError(Kind.INVALID, "invalid atUri")
 
 
 def resolve_identifier(value):
-    """The DID of a handle or DID that exists; LinkError(400) if malformed, (404) if it cannot be found."""
+    """The DID of a handle or DID that exists; LinkError INVALID if malformed, NOT_FOUND if not found."""
     if not is_identifier(value):
-        raise LinkError(400, f"{value!r} is not a handle or DID")
+        raise LinkError(Kind.INVALID, f"{value!r} is not a handle or DID")
     try:
         if identity.is_did(value):
             identity.did_document(value)
             return value
         return identity.resolve_handle(value)
     except identity.IdentityError as exc:
-        raise LinkError(404, f"could not resolve {value}: {exc}") from None
+        raise LinkError(Kind.NOT_FOUND, f"could not resolve {value}: {exc}") from None
 
 
 def at_uri_for_link(url):
-    """The at-URI (with a DID) of a bsky.app link to a profile, post, feed, list or starter pack.
+    """The at-URI (with a DID) of a bsky.app link to a post, feed, list or starter pack; for a link
+    to a profile, the DID alone (not an at-URI).
 
     The host is not checked, so links to staging or self-hosted app instances work too.
     """
     segments = [segment for segment in urlsplit(url).path.split("/") if segment]
     if len(segments) < 2:
-        raise LinkError(400, "unsupported url")
+        raise LinkError(Kind.INVALID, "unsupported url")
     if segments[0] == "profile" and len(segments) == 2:
         return resolve_identifier(segments[1])
     if segments[0] == "profile" and len(segments) == 4 and segments[2] in KIND_COLLECTIONS:
@@ -91,8 +75,8 @@ def at_uri_for_link(url):
     elif segments[0] == "starter-pack" and len(segments) == 3:
         collection = STARTER_PACK
     else:
-        raise LinkError(400, "unsupported url")
+        raise LinkError(Kind.INVALID, "unsupported url")
     rkey = segments[-1]
     if not is_rkey(rkey):
-        raise LinkError(400, "unsupported url")
+        raise LinkError(Kind.INVALID, "unsupported url")
     return f"at://{resolve_identifier(segments[1])}/{collection}/{rkey}"

@@ -1,11 +1,12 @@
 """Members of a Bluesky list, read from the list owner's repository (the seed's /list/members)."""
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.ratelimit import RateLimiter
+from skyline.atproto.repos import RepoError, fetch_repo, record_json
+from skyline.atproto.xrpc import PdsError
+from skyline.errors import Kind
 
 from .links import LinkError, at_uri_for_link, is_rkey, parse_at_uri, resolve_identifier
-from .ratelimit import RateLimiter
-from .repos import RepoError, fetch_repo, record_json
-from .xrpc import XrpcError
 
 LIST = "app.bsky.graph.list"
 LIST_ITEM = "app.bsky.graph.listitem"
@@ -19,14 +20,14 @@ def _list_uri(uri):
     if uri.startswith("https://"):
         at_uri = at_uri_for_link(uri)
         if f"/{LIST}/" not in at_uri:
-            raise LinkError(400, "Error parsing URI: not a link to a list")
+            raise LinkError(Kind.INVALID, "Error parsing URI: not a link to a list")
         return at_uri
     try:
         authority, collection, rkey = parse_at_uri(uri)
     except LinkError:
-        raise LinkError(400, "Error parsing URI: not an at-URI or a bsky.app list link") from None
+        raise LinkError(Kind.INVALID, "Error parsing URI: not an at-URI or a bsky.app list link") from None
     if collection != LIST or rkey is None or not is_rkey(rkey):
-        raise LinkError(400, f"Error parsing URI: not a {LIST} record")
+        raise LinkError(Kind.INVALID, f"Error parsing URI: not a {LIST} record")
     return f"at://{resolve_identifier(authority)}/{LIST}/{rkey}"
 
 
@@ -37,14 +38,14 @@ def list_members(uri):
     try:
         with outbound.calling_out():
             if not REPO_CHECKOUTS.wait(timeout=CHECKOUT_WAIT_SECONDS):
-                raise LinkError(429, "too many repositories are being read; try again shortly")
+                raise LinkError(Kind.TOO_MANY, "too many repositories are being read; try again shortly")
             return _members(fetch_repo(did), list_uri, rkey)
     except outbound.Busy as exc:
-        raise LinkError(503, str(exc)) from None
+        raise LinkError(Kind.BUSY, str(exc)) from None
     except identity.IdentityError as exc:
-        raise LinkError(502, f"could not find the PDS of {did}: {exc}") from None
-    except (XrpcError, RepoError) as exc:
-        raise LinkError(502, f"Error getting repo: {exc}") from None
+        raise LinkError(Kind.UPSTREAM, f"could not find the PDS of {did}: {exc}") from None
+    except (PdsError, RepoError) as exc:
+        raise LinkError(Kind.UPSTREAM, f"Error getting repo: {exc}") from None
 
 
 def _members(repo, list_uri, rkey):

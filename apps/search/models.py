@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import CompositePrimaryKey, Q
 from django.utils import timezone
 
+from skyline.atproto.syntax import utc_text
+
 
 class AggregateColumn(models.Field):
     """A ClickHouse aggregate column (`type_sql`): filled by materialized views, read with -Merge."""
@@ -160,7 +162,7 @@ class CleanupJob(models.Model):
         """The seed's job object; the refresh token is never shown."""
 
         def stamp(value):
-            return value.isoformat().replace("+00:00", "Z") if value else None
+            return utc_text(value) if value else None
 
         return {
             "job_id": str(self.id),

@@ -11,11 +11,13 @@ where the seed dropped the record); the profile record is `profile`, or null whe
 import datetime
 import json
 
-from skyline import identity, outbound
+from skyline.atproto import identity, outbound
+from skyline.atproto.repos import RepoError, fetch_repo, record_json
+from skyline.atproto.syntax import utc_text
+from skyline.atproto.xrpc import PdsError
+from skyline.errors import Kind, Refused
 
 from . import lists
-from .repos import RepoError, fetch_repo, record_json
-from .xrpc import XrpcError
 
 BUCKETS = {
     "app.bsky.feed.post": "posts",
@@ -29,10 +31,8 @@ PROFILE = "app.bsky.actor.profile"
 GONE = ("RepoNotFound", "RepoTakendown", "RepoDeactivated", "RepoSuspended")
 
 
-class RepoExportError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
+class RepoExportError(Refused):
+    """An export that cannot be made: `kind` says why (skyline/errors.py)."""
 
 
 def _whole_seconds(value):
@@ -46,26 +46,28 @@ def _whole_seconds(value):
     offset = parsed.utcoffset()
     if offset is None:
         return value
-    text = parsed.replace(microsecond=0).isoformat()
-    return text[: -len("+00:00")] + "Z" if offset == datetime.timedelta(0) else text
+    whole = parsed.replace(microsecond=0)
+    return utc_text(whole) if offset == datetime.timedelta(0) else whole.isoformat()
 
 
 def _fetch(did):
     try:
         with outbound.calling_out():
             if not lists.REPO_CHECKOUTS.wait(timeout=lists.CHECKOUT_WAIT_SECONDS):
-                raise RepoExportError(429, "too many repositories are being read; try again shortly")
+                raise RepoExportError(
+                    Kind.TOO_MANY, "too many repositories are being read; try again shortly"
+                )
             return fetch_repo(did)
     except outbound.Busy as exc:
-        raise RepoExportError(503, str(exc)) from None
+        raise RepoExportError(Kind.BUSY, str(exc)) from None
     except identity.IdentityError as exc:
-        raise RepoExportError(404, f"could not resolve {did}: {exc}") from None
-    except XrpcError as exc:
+        raise RepoExportError(Kind.NOT_FOUND, f"could not resolve {did}: {exc}") from None
+    except PdsError as exc:
         if exc.error in GONE:
-            raise RepoExportError(404, f"the PDS of {did} does not serve its repo") from None
-        raise RepoExportError(502, f"Error getting repo from its PDS: {exc}") from None
+            raise RepoExportError(Kind.NOT_FOUND, f"the PDS of {did} does not serve its repo") from None
+        raise RepoExportError(Kind.UPSTREAM, f"Error getting repo from its PDS: {exc}") from None
     except RepoError as exc:
-        raise RepoExportError(502, f"Error reading repo CAR: {exc}") from None
+        raise RepoExportError(Kind.UPSTREAM, f"Error reading repo CAR: {exc}") from None
 
 
 def _json_chunks(did, repo):
@@ -101,15 +103,15 @@ def export_repo(did):
     "profile": {...} or None}.
 
     The repo is read through once before the first chunk, so a record that cannot be written out
-    is a RepoExportError (502), not an answer cut off half-way; the answer is then written record
+    is a RepoExportError (UPSTREAM), not an answer cut off half-way; the answer is then written record
     by record, never held whole.
     """
     if not identity.is_did(did):
-        raise RepoExportError(400, f"not a valid DID: {did!r}")
+        raise RepoExportError(Kind.INVALID, f"not a valid DID: {did!r}")
     repo = _fetch(did)
     try:
         for _chunk in _json_chunks(did, repo):
             pass
     except (RepoError, ValueError) as exc:
-        raise RepoExportError(502, f"Error reading repo CAR: {exc}") from None
+        raise RepoExportError(Kind.UPSTREAM, f"Error reading repo CAR: {exc}") from None
     return _json_chunks(did, repo)

@@ -16,7 +16,8 @@ import re
 
 from django.db import connections
 
-from skyline import identity
+from skyline.atproto import identity
+from skyline.atproto.syntax import utc_text
 
 MAX_QUERY_CHARS = 512
 MAX_TERMS = 16
@@ -196,7 +197,7 @@ def _post(row):
         "rkey": rkey,
         "text": text,
         "langs": list(langs),
-        "created_at": created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": utc_text(created_at),
         "has_embedded_media": bool(has_media),
         "parent_uri": parent_uri,
         "root_uri": root_uri,

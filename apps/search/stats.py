@@ -13,7 +13,7 @@ What the numbers mean, per UTC day:
   (ClickHouse uniqCombined, precision 14).
 - total_posts, total_likes, total_follows: the sums of the daily counts shown (the seed's totals).
 - total_users: accounts known from the firehose and the PLC directory that still exist (exact;
-  apps.indexer.accounts.count_users).
+  apps.search.users.count_users).
 
 Days imported from bsky-experiments (`daily_stats_imported`, `manage.py import_seed`) show what its
 /stats showed. On a day counted by both systems (the day of the switch) the counts add up and the
@@ -25,7 +25,8 @@ import datetime
 from django.core.cache import cache
 from django.db import connections
 
-from apps.indexer.accounts import count_users
+from apps.search.users import count_users
+from skyline.atproto.syntax import utc_text
 
 CACHE_KEY = "search:stats"
 # Kept well past the refresh interval: a stalled refresher shows older numbers, not none.
@@ -85,7 +86,7 @@ def compute_stats():
         "total_posts": sum(day["num_posts"] for day in daily),
         "total_follows": sum(day["num_follows"] for day in daily),
         "total_likes": sum(day["num_likes"] for day in daily),
-        "updated_at": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "updated_at": utc_text(datetime.datetime.now(datetime.timezone.utc)),
         "daily_data": daily,
     }
 

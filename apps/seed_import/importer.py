@@ -24,7 +24,7 @@ from django.db import connections, transaction
 
 from apps.accounts.models import ActorLabel, APIKey, Label, key_lookup
 from apps.indexer.cursor import cursor_store
-from skyline.identity import is_did
+from skyline.atproto.identity import is_did
 
 from .models import ImportedChunk
 from .source import quote_identifier, quote_string

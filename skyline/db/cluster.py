@@ -26,6 +26,9 @@ node: a half-clustered schema loses data quietly.
 
 import re
 
+from .sql_text import masked as _masked
+from .sql_text import split_top_level as _split
+
 LOCAL_SUFFIX = "_local"
 DID_COLUMNS = ("did", "repo", "actor_did")
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
@@ -193,23 +196,6 @@ def _literal(text):
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _masked(sql):
-    """`sql` with the insides of quotes blanked, so keywords and brackets in strings never match."""
-    out, quote = [], None
-    for index, char in enumerate(sql):
-        if quote:
-            if char == quote and sql[index - 1] != "\\":
-                quote = None
-                out.append(char)
-            else:
-                out.append(" ")
-        else:
-            if char in "'\"`":
-                quote = char
-            out.append(char)
-    return "".join(out)
-
-
 def _closing(sql, opening):
     """Index of the bracket closing the one at `opening`."""
     depth = 0
@@ -222,19 +208,3 @@ def _closing(sql, opening):
             if depth == 0:
                 return index
     raise ClusterTranslationError(f"unbalanced brackets in: {sql.strip()[:200]}")
-
-
-def _split(expressions):
-    """Top-level comma-separated parts of `expressions`."""
-    parts, depth, start = [], 0, 0
-    masked = _masked(expressions)
-    for index, char in enumerate(masked):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(expressions[start:index].strip())
-            start = index + 1
-    parts.append(expressions[start:].strip())
-    return [part for part in parts if part]

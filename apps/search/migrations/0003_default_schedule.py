@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from apps.search.schedule import install_default_schedule
+from skyline.schedule import install_default_schedule
 
 
 def install(apps, schema_editor):

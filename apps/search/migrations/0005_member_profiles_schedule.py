@@ -3,7 +3,7 @@ operator deleted stays deleted."""
 
 from django.db import migrations
 
-from apps.search.schedule import install_default_schedule
+from skyline.schedule import install_default_schedule
 
 
 def install(apps, schema_editor):

@@ -29,7 +29,7 @@ from clickhouse_driver.dbapi.errors import (  # noqa: F401  (re-exported: Django
 from clickhouse_driver.errors import ServerException
 
 from .escape import escape_insert_value, substitute
-from .types import converter_for
+from .types import converter_for, identity
 
 apilevel = "2.0"
 threadsafety = 1
@@ -197,10 +197,6 @@ class Connection:
             except RuntimeError as exc:
                 raise _error_from(exc.__cause__ or exc) from None
 
-    def stream(self, sql):
-        """Yield result rows of `sql` a block at a time, from a session of their own."""
-        return StreamingRows(self.path, self.database, sql)
-
     def cursor(self):
         return Cursor(self)
 
@@ -218,7 +214,7 @@ class Connection:
 
 def _convert_rows(meta, data):
     converters = [converter_for(column["type"]) for column in meta]
-    if all(getattr(conv, "__name__", "") == "_identity" for conv in converters):
+    if all(conv is identity for conv in converters):
         return [tuple(row) for row in data]
     return [tuple(conv(value) for conv, value in zip(converters, row)) for row in data]
 
@@ -360,15 +356,13 @@ class StreamingRows:
 
     arraysize = 2000
 
-    def __init__(self, path, database, sql=None):
+    def __init__(self, path, database):
         self.connection = Connection(path, database)
         self.description = None
         self.rowcount = -1
         self._stream = None
         self._pending = []
         self._converters = None
-        if sql is not None:
-            self.execute(sql)
 
     def execute(self, operation, parameters=None):
         sql = operation if parameters is None else substitute(operation, parameters)

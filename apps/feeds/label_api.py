@@ -22,10 +22,11 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
-from apps.accounts.feed_usage import feeds_with_users
 from apps.accounts.models import APIKey, Label, MembershipError
-from apps.accounts.profiles import member_profiles
-from skyline import identity
+from apps.indexer.profiles import matching, profiles_of
+from apps.feeds.usage import feeds_with_users
+from skyline.api_errors import ApiError, api_answer, api_error, validation_message
+from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
 from skyline.clients import client_address
 
@@ -83,20 +84,23 @@ api = NinjaAPI(
 )
 
 
+api.add_exception_handler(ApiError, api_error)
+
+
 @api.exception_handler(HttpError)
 def _http_error(request, exc):
-    return JsonResponse({"error": http_error_message(exc)}, status=exc.status_code)
+    # What ninja itself refuses: a missing or wrong key, a body that is not JSON.
+    return api_answer(exc.status_code, http_error_message(exc))
 
 
 @api.exception_handler(ValidationError)
 def _invalid_parameters(request, exc):
-    fields = ", ".join(".".join(str(part) for part in error["loc"][1:]) for error in exc.errors)
-    return JsonResponse({"error": f"invalid parameters: {fields}"}, status=400)
+    return api_answer(400, f"invalid parameters: {validation_message(exc.errors)}")
 
 
 @api.exception_handler(TooManyFailures)
 def _too_many_failures(request, exc):
-    response = JsonResponse({"error": "too many invalid API keys from this client; try again later"}, status=429)
+    response = api_answer(429, "too many invalid API keys from this client; try again later")
     response["Retry-After"] = str(FAILURE_WINDOW)
     return response
 
@@ -104,20 +108,20 @@ def _too_many_failures(request, exc):
 def _label(request, feed_name, action):
     """The label `feed_name` names, if the request's key may manage it."""
     if not feed_name:
-        raise HttpError(400, "feedName is required")
+        raise ApiError(400, "feedName is required")
     label = Label.objects.for_feed_name(feed_name)
     # An unknown label is refused like another's, as the seed refused it (even an admin key).
     if label is None or not request.auth.allows(label):
-        raise HttpError(401, f"not authorized: you are not authorized to {action} this feed")
+        raise ApiError(401, f"not authorized: you are not authorized to {action} this feed")
     return label
 
 
 def _identifier(value, missing):
     value = (value or "").strip().lstrip("@")
     if not value:
-        raise HttpError(400, missing)
+        raise ApiError(400, missing)
     if not (identity.is_handle(value) or identity.is_did(value)):
-        raise HttpError(400, f"invalid handle: {value!r} is neither a handle nor a DID")
+        raise ApiError(400, f"invalid handle: {value!r} is neither a handle nor a DID")
     return value
 
 
@@ -126,7 +130,7 @@ def _resolving(change):
     try:
         change()
     except MembershipError as exc:
-        raise HttpError(404, f"failed to resolve handle to did: {exc}") from None
+        raise ApiError(404, f"failed to resolve handle to did: {exc}") from None
     return {"message": "success"}
 
 
@@ -161,6 +165,15 @@ def _member(row, handle, display_name):
     return member
 
 
+def _searched(members, search):
+    """The ids of `members`, in their order, whose DID, handle (as added, indexed or the AppView's) or
+    display name (indexed or the AppView's) contains `search`, in any case."""
+    rows = list(members.values_list("id", "did", "handle"))
+    hits = set(matching(profiles_of([did for _, did, _ in rows], note=False), search))
+    needle = search.strip().lstrip("@").casefold()
+    return [pk for pk, did, handle in rows if did in hits or needle in handle.casefold()]
+
+
 @api.get("/api/admin/feed_members", summary="A page of a label's members, newest first")
 def members(request, feedName: str = "", limit: int = 25, page: int = 1, search: str = ""):
     label = _label(request, feedName, "list the members of")
@@ -168,10 +181,11 @@ def members(request, feedName: str = "", limit: int = 25, page: int = 1, search:
     page = min(max(page, 1), MAX_PAGE)
     found = label.members.order_by("-created_at", "-id")
     if search:
-        found = found.filter(Q(did__icontains=search) | Q(handle__icontains=search))
-    total = found.count()
-    rows = list(found[(page - 1) * limit:page * limit])
-    known = member_profiles([row.did for row in rows])
+        ids = _searched(found, search)
+        total, rows = len(ids), list(found.filter(id__in=ids[(page - 1) * limit:page * limit]))
+    else:
+        total, rows = found.count(), list(found[(page - 1) * limit:page * limit])
+    known = profiles_of([row.did for row in rows])
     return {
         "members": [_member(row, *known[row.did]) for row in rows],
         "page": page,

@@ -1,6 +1,6 @@
 """What the firehose tables show a reader, and what they must show after a stream of events."""
 
-from tests.conftest import query
+from tests.support.stores import query
 
 VISIBLE = {
     "repo_records": "SELECT collection, repo, rkey, operation, record_json, time_us FROM repo_records FINAL",

@@ -11,7 +11,8 @@ Faults: `rate_limit(n, retry_after)` answers the next n requests 429; `fail(n)` 
 import datetime
 import json
 
-from tests.servers import LoopbackServer, json_response
+from tests.support.servers import LoopbackServer, json_response
+from skyline.atproto.syntax import utc_text
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -20,7 +21,7 @@ T0 = datetime.datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 def created_at(seconds):
     """createdAt as the directory writes it (JavaScript's toISOString)."""
     moment = T0 + datetime.timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(moment, "milliseconds")
 
 
 def plc_operation(handle, pds, prev=None, key="zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92sRJ9pribSF"):

@@ -14,7 +14,7 @@ import sys
 
 import libipld
 
-from skyline import identity
+from skyline.atproto import identity
 
 from .xrpc import XrpcClient
 
@@ -161,7 +161,7 @@ class Repo:
 
 
 def fetch_repo(did):
-    """The repository of `did` from the PDS its DID document names: IdentityError, XrpcError or RepoError."""
+    """The repository of `did` from the PDS its DID document names: IdentityError, PdsError or RepoError."""
     with XrpcClient(identity.pds_endpoint(did)) as client:
         repo = Repo(client.get_repo(did))
     if repo.did != did:

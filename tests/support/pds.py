@@ -20,10 +20,10 @@ import time
 
 import libipld
 
-from tests.feed_fixtures import SigningKey, did_plc
-from tests.servers import LoopbackServer, json_response
+from tests.support.identities import SigningKey, did_plc
+from tests.support.servers import LoopbackServer, json_response
+from skyline.atproto import syntax
 
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _last_tid = 0
 
 
@@ -33,8 +33,7 @@ def tid(micros=None, clock_id=0):
     if micros is None:
         micros = max(time.time_ns() // 1000, _last_tid + 1)
         _last_tid = micros
-    value = (micros << 10) | (clock_id & 0x3FF)
-    return "".join(_TID_ALPHABET[(value >> (5 * (12 - i))) & 31] for i in range(13))
+    return syntax.tid(micros, clock_id)
 
 
 def cid_for(data):

@@ -3,13 +3,11 @@
 DID documents come from the PLC directory (`PLC_URL`, trusted as configured) for did:plc and from
 https://<host>/.well-known/did.json for did:web; handles resolve through HANDLE_RESOLVER_URL when it
 is set, else DNS and https://<handle>/.well-known/atproto-did. Every fetch goes through the outbound
-client (skyline/outbound.py): a did:web host or a handle's domain must be a public https address,
+client (skyline/atproto/outbound.py): a did:web host or a handle's domain must be a public https address,
 and an answer is cut off past its deadline and size cap. Documents are cached in Django's cache
 (Redis when configured), so every process shares them; callers that have reason to doubt a cached
 document (a signature that does not verify) ask again with refresh=True.
 """
-
-import re
 
 import dns.exception
 import dns.resolver
@@ -17,31 +15,21 @@ from atproto_core.did_doc import DidDocument
 from django.conf import settings
 from django.core.cache import cache
 
-from skyline import outbound
+from skyline.atproto import outbound
+from skyline.atproto.syntax import is_handle
+from skyline.atproto.syntax import is_resolvable_did as is_did  # the DIDs this module resolves
 
 DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120
 REFRESH_INTERVAL = 60
 DNS_SECONDS = 5.0
 
-_HANDLE = re.compile(
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
-)
-_DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%-]+)$")
 # atproto lets did:web use plain http for these, in development.
 _LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class IdentityError(Exception):
     """A DID or handle that could not be resolved or verified; the message says why."""
-
-
-def is_did(value):
-    return bool(_DID.fullmatch(value or ""))
-
-
-def is_handle(value):
-    return len(value or "") <= 253 and bool(_HANDLE.fullmatch(value or ""))
 
 
 def _get(url, path, trusted=False, **kwargs):

@@ -5,6 +5,8 @@ import time
 
 import orjson
 
+from skyline.atproto.syntax import utc_text
+
 ALICE = "did:plc:alice0000000000000000000"
 BOB = "did:plc:bob00000000000000000000000"
 CAROL = "did:plc:carol000000000000000000000"
@@ -21,7 +23,7 @@ def at(time_us):
 
 
 def iso(time_us):
-    return at(time_us).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return utc_text(at(time_us), "milliseconds")
 
 
 def post_uri(did, rkey):

@@ -34,8 +34,8 @@ DEFAULT_BIND = "127.0.0.1:8000"
 class Supervised:
     """A role with run()/stop() (made anew by `factory`) in a thread of its own.
 
-    The roles recover from network trouble by themselves; this restarts one only if it ever
-    stops on an error.
+    The roles recover from network trouble by themselves; this restarts one whenever its run()
+    ends before stop() was called, on an error (logged) or not, RESTART_DELAY seconds later.
     """
 
     def __init__(self, name, factory):

@@ -1,8 +1,8 @@
-"""`{% skyline_dashboard as dashboard %}`: the admin index's figures (see apps.accounts.dashboard)."""
+"""`{% skyline_dashboard as dashboard %}`: the admin index's figures (see skyline.dashboard)."""
 
 from django import template
 
-from apps.accounts import dashboard
+from skyline import dashboard
 
 register = template.Library()
 

@@ -1,16 +1,10 @@
 """Indexed events and signed service tokens for the feed generator tests."""
 
-import base64
 import datetime
-import json
 import time
 
 import pytest
 import redis
-from atproto_crypto.did import format_multikey
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
@@ -18,12 +12,11 @@ from django.db import connections
 from apps.feeds import analytics
 from apps.feeds.defaults import create_default_feeds
 from apps.feeds.models import Feed
+from apps.indexer.rows import COLUMNS
 
 UTC = datetime.timezone.utc
-POST_COLUMNS = ["did", "rkey", "uri", "created_at", "text", "langs", "has_embedded_media", "parent_uri",
-                "root_uri", "deleted", "time_us"]
-LIKE_COLUMNS = ["actor_did", "rkey", "subject_uri", "subject_did", "subject_collection", "subject_rkey",
-                "created_at", "deleted", "time_us"]
+POST_COLUMNS = COLUMNS["posts"]
+LIKE_COLUMNS = COLUMNS["likes"]
 _clock = iter(range(1, 10**9))
 
 
@@ -67,47 +60,6 @@ def hide_account(did, status):
     columns = ["did", "active", "status", "seq", "changed_at", "time_us"]
     row = (did, 0, status, 1, datetime.datetime.now(UTC), next(_clock))
     connections["clickhouse"].insert_rows("account_statuses", columns, [row])
-
-
-def did_plc(name):
-    """A syntactically valid did:plc (24 base32 characters) derived from `name`."""
-    body = "".join(ch for ch in name.lower() if ch in "abcdefghijklmnopqrstuvwxyz234567")
-    return "did:plc:" + (body + "a" * 24)[:24]
-
-
-class SigningKey:
-    """A secp256k1 (ES256K) or P-256 (ES256) key, published as a multikey, that mints service JWTs."""
-
-    def __init__(self, algorithm="ES256K"):
-        self.algorithm = algorithm
-        curve = ec.SECP256K1() if algorithm == "ES256K" else ec.SECP256R1()
-        self.private_key = ec.generate_private_key(curve)
-        self.order = (
-            0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 if algorithm == "ES256K"
-            else 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-        )
-        public = self.private_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        self.multikey = format_multikey(algorithm, public)
-
-    def sign(self, data):
-        r, s = decode_dss_signature(self.private_key.sign(data, ec.ECDSA(ec.hashes.SHA256())))
-        s = min(s, self.order - s)  # low-S, as atproto requires of signers
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-    def token(self, iss, aud, lxm="app.bsky.feed.getFeedSkeleton", exp_in=60, header=None, **claims):
-        now = int(time.time())
-        payload = {"iss": iss, "aud": aud, "iat": now, "exp": now + exp_in, "jti": "0123abcd", **claims}
-        if lxm is not None:
-            payload["lxm"] = lxm
-        head = {"typ": "JWT", "alg": self.algorithm, **(header or {})}
-        signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(payload).encode())}"
-        return f"{signing_input}.{b64(self.sign(signing_input.encode()))}"
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.fixture
@@ -169,7 +121,7 @@ def posts_of(client, alias, token=None, **params):
 
 @pytest.fixture(autouse=True)
 def flush_analytics():
-    """Write the buffered analytics rows while the test database still exists (autouse where imported)."""
+    """Write the buffered analytics rows while the test database still exists (autouse: after every test)."""
     yield
     analytics.feed_requests.flush()
     analytics.interactions.flush()

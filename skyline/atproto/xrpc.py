@@ -1,19 +1,20 @@
 """A small XRPC client for a user's PDS (or the entryway): sessions, repo export and writes.
 
-Calls go through the outbound client (skyline/outbound.py): a PDS named by a DID document is cut to
+Calls go through the outbound client (skyline/atproto/outbound.py): a PDS named by a DID document is cut to
 its origin and must be a public https address; the entryway (ENTRYWAY_URL) is trusted as configured.
-Tokens go only into the Authorization header. An XrpcError's text is Skyline's own words and the
+Tokens go only into the Authorization header. A PdsError's text is Skyline's own words and the
 upstream status, safe to show a client; the PDS's error name and message stay in `error` and
 `message` for the code that decides what to do about them.
 """
 
-from skyline import outbound
+from skyline.atproto import outbound
 
 REPO_MAX_BYTES = outbound.REPO_BYTES
 
 
-class XrpcError(Exception):
-    """A failed XRPC call: `status` is 0 when the server could not be reached or was refused."""
+class PdsError(Exception):
+    """A failed call to a PDS (Skyline as XRPC client; Skyline's own XRPC answers are
+    skyline.api_errors.XrpcError): `status` is 0 when the server could not be reached or was refused."""
 
     def __init__(self, status, error, message="", summary=""):
         self.status = status
@@ -33,21 +34,21 @@ class XrpcError(Exception):
 
 
 def _error_of(answer):
-    """The XrpcError a failed answer carries (its error name and message, when it gives them)."""
+    """The PdsError a failed answer carries (its error name and message, when it gives them)."""
     body = answer.json()
     if not isinstance(body, dict):
         body = {}
     error = str(body.get("error") or f"HTTP {answer.status}")
-    return XrpcError(answer.status, error, str(body.get("message") or ""))
+    return PdsError(answer.status, error, str(body.get("message") or ""))
 
 
 def _failed(exc):
-    return XrpcError(exc.status, type(exc).__name__, summary=str(exc))
+    return PdsError(exc.status, type(exc).__name__, summary=str(exc))
 
 
 class XrpcClient:
     def __init__(self, host, trusted=False):
-        """XrpcError when `host` may not be called (see skyline/outbound.py)."""
+        """PdsError when `host` may not be called (see skyline/atproto/outbound.py)."""
         try:
             self._http = outbound.Client(host, trusted=trusted)
         except outbound.OutboundError as exc:
@@ -77,7 +78,7 @@ class XrpcClient:
             raise _error_of(answer)
         body = answer.json()
         if not isinstance(body, dict):
-            raise XrpcError(answer.status, "InvalidResponse", summary=f"{nsid} did not answer a JSON object")
+            raise PdsError(answer.status, "InvalidResponse", summary=f"{nsid} did not answer a JSON object")
         return body
 
     def create_session(self, identifier, password):
@@ -96,7 +97,7 @@ class XrpcClient:
 
     def get_repo(self, did, max_bytes=None):
         """The repository of `did` as CAR bytes (a bytearray, grown in place rather than joined from
-        copies); XrpcError RepoTooLarge past `max_bytes` (REPO_MAX_BYTES)."""
+        copies); PdsError RepoTooLarge past `max_bytes` (REPO_MAX_BYTES)."""
         limit = max_bytes or REPO_MAX_BYTES
         headers = {"Accept": "application/vnd.ipld.car"}
         try:
@@ -114,7 +115,7 @@ class XrpcClient:
                 for chunk in chunks:
                     car += chunk
         except outbound.TooLarge:
-            raise XrpcError(413, "RepoTooLarge", summary=f"the repository is over {limit:,} bytes") from None
+            raise PdsError(413, "RepoTooLarge", summary=f"the repository is over {limit:,} bytes") from None
         except outbound.OutboundError as exc:
             raise _failed(exc) from None
         return car
@@ -139,7 +140,7 @@ class XrpcClient:
             "POST", "com.atproto.repo.uploadBlob", token=access_token, content=data, content_type=mime_type
         )
         if not isinstance(body.get("blob"), dict):
-            raise XrpcError(200, "InvalidResponse", summary="uploadBlob did not answer a blob")
+            raise PdsError(200, "InvalidResponse", summary="uploadBlob did not answer a blob")
         return body["blob"]
 
 
@@ -157,5 +158,5 @@ def _session(body):
     if not all(
         isinstance(body.get(key), str) and body.get(key) for key in ("did", "accessJwt", "refreshJwt")
     ):
-        raise XrpcError(200, "InvalidResponse", summary="the session has no did or tokens")
+        raise PdsError(200, "InvalidResponse", summary="the session has no did or tokens")
     return body
