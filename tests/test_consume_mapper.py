@@ -15,8 +15,8 @@ from apps.indexer.cursor import cursor_store
 from apps.indexer.mapper import MapperFailed
 from apps.indexer.rows import EncodedRows, RowBatch
 from apps.indexer.writer import Writer
-from tests.conftest import BOTH_STORES, query
-from tests.firehose_events import ALICE, DAVE, T0, at, line, post_uri, story
+from tests.support.stores import BOTH_STORES, query
+from tests.support.firehose_events import ALICE, DAVE, T0, at, line, post_uri, story
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES)
 
