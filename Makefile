@@ -22,8 +22,10 @@ run: setup
 	$(BIN)/python manage.py ensure_superuser
 	$(BIN)/python manage.py serve
 
+# One pytest worker a core (pytest-xdist): each has its own data directory and stores.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The firehose property tests with random seeds and FUZZ_EXAMPLES examples (5,000 unless given).
 fuzz: setup

@@ -138,7 +138,8 @@ def measure(runs):
         print(f"{name}: {len(chosen):,} posts, best {min(times):.3f} s, worst {max(times):.3f} s")
 
     # For scale: the hot kind over the same day, which reads the same likes.
-    hot = FeedSpec(alias="bench-hot", uri="", kind=Kind.HOT, private=False, label_id=None, pinned=(), placeholder=(),
+    hot = FeedSpec(alias="bench-hot", uri="", kind=Kind.HOT, private=False, listed=True, label_id=None, pinned=(),
+                   placeholder=(),
                    parameters={**{key: value for key, (value, _, _) in PARAMETERS[Kind.HOT].items()}, "min_likes": 2})
     times = []
     for _ in range(runs):
