@@ -9,7 +9,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
-from tqdm import tqdm
 
 from apps.indexer.consumer import Consumer
 from apps.indexer.mapper import MapperFailed
@@ -81,7 +80,7 @@ class Command(BaseCommand):
             cursor=cursor,
             replay=replay,
             zstd_dictionary=dictionary,
-            progress=tqdm if replay and sys.stderr.isatty() else None,
+            progress=_progress_bar() if replay and sys.stderr.isatty() else None,
         ).start_mapping()  # a replay's mapping process starts mapping while the store starts
         try:
             # A replay keeps no cursor, so it needs only ClickHouse; following keeps one in the relational store.
@@ -102,6 +101,13 @@ class Command(BaseCommand):
                if rejected else "")
             + (f"; cursor {writer.written_time_us}" if consumer.cursor is not None else "")
         )
+
+
+def _progress_bar():
+    """tqdm, loaded only when there is a terminal to draw its bar on."""
+    from tqdm import tqdm
+
+    return tqdm
 
 
 def _exit_written():
