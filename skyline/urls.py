@@ -10,6 +10,10 @@ from skyline.health import healthz, readyz
 from skyline.metrics import metrics_view
 from skyline.views import favicon, home
 
+# The admin modules load with the URLconf, not in django.setup() (INSTALLED_APPS has
+# SimpleAdminConfig): commands that serve no page start without them.
+admin.autodiscover()
+
 urlpatterns = [
     path("", home, name="home"),
     path("favicon.ico", favicon),

@@ -1,9 +1,11 @@
 """ClickHouse-backed models shown in the admin are read-only there: a form must never issue an ALTER."""
 
 import datetime
+from importlib import import_module
 
 import pytest
 from clickhouse_backend.models import ClickhouseModel
+from django.conf import settings
 from django.contrib import admin
 from django.db import connections
 from django.test import RequestFactory
@@ -20,6 +22,7 @@ LIST_URL = "/admin/indexer/accountstatus/"
 def test_no_clickhouse_model_can_be_added_changed_or_deleted_in_the_admin(admin_user):
     request = RequestFactory().get("/admin/")
     request.user = admin_user
+    import_module(settings.ROOT_URLCONF)  # the admin modules register with the URLconf
     registered = [(model, model_admin) for model, model_admin in admin.site._registry.items()
                   if issubclass(model, ClickhouseModel)]
     assert AccountStatus in dict(registered)

@@ -330,6 +330,12 @@ class EncodedRows:
     def of(cls, rows):
         return cls(orjson.dumps(rows)[1:-1], len(rows))
 
+    @classmethod
+    def joined(cls, parts):
+        """The body of one insert of the rows of every EncodedRows in `parts`, in order."""
+        parts = [part for part in parts if part.count]
+        return cls(b",".join(part.payload for part in parts), sum(part.count for part in parts))
+
     def __len__(self):
         return self.count
 

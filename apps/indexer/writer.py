@@ -2,7 +2,10 @@
 
 The reader hands over a full batch and goes on parsing while the previous one is inserted (chDB
 and the server driver both release the GIL while they write). At most `max_pending` batches wait:
-beyond that `submit` blocks, which is the back-pressure that keeps memory bounded.
+beyond that `submit` blocks, which is the back-pressure that keeps memory bounded. Batches that are
+already waiting when the writer comes for the next one are written together, one insert per table:
+each insert costs the store a fixed tens of milliseconds and a part to merge later, so a writer that
+falls behind catches up with fewer, larger inserts.
 
 Two kinds of failed insert are told apart by the store's error code. The store being unavailable
 (down, missing table, out of memory...) is retried until it comes back, the cursor held. The store
@@ -22,7 +25,7 @@ import time
 from django.db import DatabaseError, connections
 
 from apps.indexer import health, metrics
-from apps.indexer.rows import COLUMNS
+from apps.indexer.rows import COLUMNS, EncodedRows
 from skyline.backoff import Backoff
 from skyline.tracing import tracer
 
@@ -138,7 +141,9 @@ class Writer:
 
     def _run(self):
         try:
-            while (batch := self._queue.get()) is not _CLOSE:
+            closing = False
+            while not closing and (batch := self._queue.get()) is not _CLOSE:
+                batch, closing = self._with_waiting(batch)
                 if self.failure is not None:
                     continue
                 try:
@@ -149,6 +154,19 @@ class Writer:
                     self.failure = WriteFailed(f"the writer failed: {exc!r}")
         finally:
             connections.close_all()
+
+    def _with_waiting(self, batch):
+        """`batch` joined with the batches already waiting behind it, and whether the close came
+        among them."""
+        batches = [batch]
+        while True:
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                return joined(batches), False
+            if waiting is _CLOSE:
+                return joined(batches), True
+            batches.append(waiting)
 
     def _write(self, batch):
         started = time.perf_counter()
@@ -252,6 +270,47 @@ class Writer:
             else:
                 self._reject_log[reason] = (logged_at, unlogged)
             self.last_error = f"rejected as {reason}: {batch.examples[reason]}"
+
+
+class JoinedBatch:
+    """Consecutive batches written as one: what the writer reads of a batch, summed."""
+
+    __slots__ = ("rows", "events", "max_time_us", "counts", "rejects", "examples")
+
+    def __init__(self, batches):
+        self.rows = {}
+        for table in {table: None for batch in batches for table in batch.rows}:  # in order, once each
+            parts = [batch.rows[table] for batch in batches if batch.rows.get(table)]
+            if parts:
+                self.rows[table] = _joined_rows(parts)
+        self.events = sum(batch.events for batch in batches)
+        times = [batch.max_time_us for batch in batches if batch.max_time_us is not None]
+        self.max_time_us = max(times) if times else None
+        self.counts, self.rejects, self.examples = {}, {}, {}
+        for batch in batches:
+            for key, count in batch.counts.items():
+                self.counts[key] = self.counts.get(key, 0) + count
+            for reason, count in batch.rejects.items():
+                self.rejects[reason] = self.rejects.get(reason, 0) + count
+            for reason, example in batch.examples.items():
+                self.examples.setdefault(reason, example)
+
+
+def joined(batches):
+    """One batch of `batches`, in order (the batch itself when there is one)."""
+    return batches[0] if len(batches) == 1 else JoinedBatch(batches)
+
+
+def _joined_rows(parts):
+    """One table's rows from several batches: EncodedRows joined as bytes, else plain rows."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(part, EncodedRows) for part in parts):
+        return EncodedRows.joined(parts)
+    rows = []
+    for part in parts:
+        rows.extend(part.decoded() if isinstance(part, EncodedRows) else part)
+    return rows
 
 
 def _span_attributes(batch):

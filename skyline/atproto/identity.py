@@ -9,9 +9,6 @@ and an answer is cut off past its deadline and size cap. Documents are cached in
 document (a signature that does not verify) ask again with refresh=True.
 """
 
-import dns.exception
-import dns.resolver
-from atproto_core.did_doc import DidDocument
 from django.conf import settings
 from django.core.cache import cache
 
@@ -23,6 +20,16 @@ DOCUMENT_TTL = 12 * 3600
 FAILURE_TTL = 120
 REFRESH_INTERVAL = 60
 DNS_SECONDS = 5.0
+
+# dnspython and the atproto SDK load on first use, not with this module: apps.feeds.rules imports it,
+# so every command would pay their tenth of a second at start-up for nothing.
+
+
+def _did_document_class():
+    from atproto_core.did_doc import DidDocument
+
+    return DidDocument
+
 
 # atproto lets did:web use plain http for these, in development.
 _LOCAL_HOSTS = ("localhost", "127.0.0.1")
@@ -63,7 +70,7 @@ def _fetch_document(did):
     if answer.status != 200 or not isinstance(raw, dict):
         raise IdentityError(f"could not fetch the DID document of {did} (HTTP {answer.status})")
     try:
-        document = DidDocument.from_dict(raw)
+        document = _did_document_class().from_dict(raw)
     except Exception:
         raise IdentityError(f"the DID document of {did} is not valid") from None
     if document.id != did:
@@ -92,7 +99,7 @@ def did_document(did, refresh=False):
             cache.set(key, "", FAILURE_TTL)
             raise
         cache.set(key, cached, DOCUMENT_TTL)
-    return DidDocument.from_dict(cached)
+    return _did_document_class().from_dict(cached)
 
 
 def signing_key(did, refresh=False):
@@ -143,6 +150,9 @@ def _did_for_handle(handle):
 
 def _did_in_dns(handle):
     """The DID in the handle's `_atproto` TXT record ("did=..."), asked of the system's resolver."""
+    import dns.exception
+    import dns.resolver
+
     try:
         answers = dns.resolver.resolve(f"_atproto.{handle}", "TXT", lifetime=DNS_SECONDS)
     except dns.exception.DNSException:

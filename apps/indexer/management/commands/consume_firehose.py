@@ -1,11 +1,14 @@
 """`manage.py consume_firehose`: index the Jetstream firehose (or a recording of it) into ClickHouse."""
 
+import atexit
+import logging
+import os
 import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
+from django.db import connections
 
 from apps.indexer.consumer import Consumer
 from apps.indexer.mapper import MapperFailed
@@ -26,6 +29,12 @@ class Command(BaseCommand):
     # The system checks import every URL module and API (a third of the start-up); `manage.py check`,
     # migrate and the web roles run them.
     requires_system_checks = []
+
+    def run_from_argv(self, argv):
+        """As from `manage.py`: once the command has succeeded, end the process without the
+        embedded store's teardown (call_command, as the tests use, returns as usual)."""
+        super().run_from_argv(argv)
+        _exit_written()
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -71,7 +80,7 @@ class Command(BaseCommand):
             cursor=cursor,
             replay=replay,
             zstd_dictionary=dictionary,
-            progress=tqdm if replay and sys.stderr.isatty() else None,
+            progress=_progress_bar() if replay and sys.stderr.isatty() else None,
         ).start_mapping()  # a replay's mapping process starts mapping while the store starts
         try:
             # A replay keeps no cursor, so it needs only ClickHouse; following keeps one in the relational store.
@@ -92,3 +101,24 @@ class Command(BaseCommand):
                if rejected else "")
             + (f"; cursor {writer.written_time_us}" if consumer.cursor is not None else "")
         )
+
+
+def _progress_bar():
+    """tqdm, loaded only when there is a terminal to draw its bar on."""
+    from tqdm import tqdm
+
+    return tqdm
+
+
+def _exit_written():
+    """End a command that has written everything: the interpreter's exit handlers run (spans,
+    metrics, logs flushed), the connections close, and the process ends without unwinding chDB's
+    engine, which takes from a tenth of a second to over a second and has nothing left to save (every
+    insert is a finished part on disk by the time it returns; ClickHouse clears a merge cut short
+    when it next starts)."""
+    connections.close_all()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
