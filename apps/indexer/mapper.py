@@ -19,8 +19,8 @@ with the cursor its parent gives it (on its stdin, with the rest of its settings
 closed), reads, decompresses, parses and maps, and sends a frame per batch (every `batch_size`
 events or `flush_seconds`), a "connected" frame once the handshake worked, a "tick" every quiet
 second, and an "ended" frame saying why the connection ended (closed, silent, error, stopped). It
-never reconnects: the parent starts a new child for the next connection, from where its written
-rows say, with its backoff. SIGTERM ends it cleanly (its batch sent, then "ended"); it leaves by
+never reconnects: the parent starts a new child for the next connection (with its backoff), just
+before the newest event it holds, as it would after any dropped connection. SIGTERM ends it cleanly (its batch sent, then "ended"); it leaves by
 itself when its parent is gone.
 
 This module imports no Django: the child starts in a few tens of milliseconds.
