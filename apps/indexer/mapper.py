@@ -29,6 +29,7 @@ This module imports no Django: the child starts in a few tens of milliseconds.
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -44,6 +45,11 @@ _ENDED = "ended"
 # How long a stopped live child may take to send what it holds before it is killed (it could be
 # waiting for a handshake, which takes up to the client's open timeout).
 STOP_GRACE_SECONDS = 5.0
+# A live frame goes as its length then its pickle, through a pipe made as big as Linux allows
+# unprivileged: the parent (whose GIL the web threads share) reads a batch in a few reads, not one
+# per 64 KiB.
+_LENGTH = struct.Struct("<Q")
+PIPE_BYTES = 1 << 20
 
 
 class MapperFailed(Exception):
@@ -130,6 +136,7 @@ class LiveMapperProcess:
 
     def __init__(self, cursor, settings):
         self._process = _spawn(["--live"], stdin=subprocess.PIPE)
+        _enlarge(self._process.stdout)
         self._stopping = False
         self._killer = None
         self.ended = None  # (cause, error) once the child said why the connection ended
@@ -146,10 +153,9 @@ class LiveMapperProcess:
     def frames(self):
         """Yield "connected" once, then a MappedBatch per batch and None for each quiet tick, until
         the connection ends (`ended` then says why); raises MapperFailed when the child dies first."""
-        output = self._process.stdout
         while True:
             try:
-                kind, *frame = pickle.load(output)
+                kind, *frame = self._read_frame()
             except (EOFError, pickle.UnpicklingError, ValueError, OSError):
                 raise MapperFailed(f"the live mapping process ended early ({_exit_status(self._process)})") from None
             if kind == _BATCH:
@@ -161,6 +167,17 @@ class LiveMapperProcess:
             elif kind == _ENDED:
                 self.ended = tuple(frame)
                 return
+
+    def _read_frame(self):
+        output = self._process.stdout
+        header = output.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            raise EOFError
+        (length,) = _LENGTH.unpack(header)
+        body = output.read(length)
+        if len(body) < length:
+            raise EOFError
+        return pickle.loads(body)
 
     def stop(self):
         """Ask the child to send what it holds and end (thread-safe); killed if it takes too long."""
@@ -189,6 +206,16 @@ class LiveMapperProcess:
         self._process.wait()
         if self._killer is not None:
             self._killer.cancel()
+
+
+def _enlarge(pipe):
+    """Make `pipe` PIPE_BYTES big where the system lets it (Linux), else leave it."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _encoded(rows, encode):
@@ -267,7 +294,9 @@ class _LiveChild:
             raise _Stopped
 
     def _put(self, frame):
-        pickle.dump(frame, self.output, protocol=pickle.HIGHEST_PROTOCOL)
+        body = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        self.output.write(_LENGTH.pack(len(body)))
+        self.output.write(body)
         self.output.flush()
 
     def run(self):
