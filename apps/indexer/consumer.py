@@ -3,6 +3,10 @@ batches to the writer, which writes them and then saves the cursor.
 
 `Consumer.run()` returns when a replay is done or after `stop()` (thread-safe, so another command
 can run the consumer in a thread); installing signal handlers is left to the caller.
+
+By default a child process (apps.indexer.mapper) does the reading, parsing and mapping, a replay's
+or each live connection's, so that under `manage.py serve` the web threads do not share the GIL
+with it: this process only writes the batches it sends, saves the cursor after them, and reports.
 """
 
 import hashlib
