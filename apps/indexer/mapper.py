@@ -20,8 +20,8 @@ closed), reads, decompresses, parses and maps, and sends a frame per batch (ever
 events or `flush_seconds`), a "connected" frame once the handshake worked, a "tick" every quiet
 second, and an "ended" frame saying why the connection ended (closed, silent, error, stopped). It
 never reconnects: the parent starts a new child for the next connection (with its backoff), just
-before the newest event it holds, as it would after any dropped connection. SIGTERM ends it cleanly (its batch sent, then "ended"); it leaves by
-itself when its parent is gone.
+before the newest event it holds, as it would after any dropped connection. SIGTERM ends it
+cleanly (its batch sent, then "ended"); it leaves by itself when its parent is gone.
 
 This module imports no Django: the child starts in a few tens of milliseconds.
 """
