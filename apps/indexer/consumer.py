@@ -3,6 +3,10 @@ batches to the writer, which writes them and then saves the cursor.
 
 `Consumer.run()` returns when a replay is done or after `stop()` (thread-safe, so another command
 can run the consumer in a thread); installing signal handlers is left to the caller.
+
+By default a child process (apps.indexer.mapper) does the reading, parsing and mapping, a replay's
+or each live connection's, so that under `manage.py serve` the web threads do not share the GIL
+with it: this process only writes the batches it sends, saves the cursor after them, and reports.
 """
 
 import hashlib
@@ -17,7 +21,7 @@ from django.conf import settings
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
 from apps.indexer.jetstream import JetstreamClient, SilentStream
-from apps.indexer.mapper import MapperProcess
+from apps.indexer.mapper import LiveMapperProcess, MapperFailed, MapperProcess
 from apps.indexer.replay import open_replay, replay_size
 from apps.indexer.rows import RowBatch, collection_matcher
 from apps.indexer.writer import Writer
@@ -74,7 +78,8 @@ class Consumer:
         cursor, `rewind_seconds` earlier. `zstd_dictionary` (bytes) asks for zstd frames. A replay
         saves no cursor: a recording says nothing about where the live stream is. `progress` is a
         tqdm-like class to show a replay's progress with. `backoff` paces reconnections.
-        `map_in_child`: a replay is parsed and mapped by a child process (apps.indexer.mapper).
+        `map_in_child`: a replay, or each live connection, is read, parsed and mapped by a child
+        process (apps.indexer.mapper); False does it all in this process.
         """
         self.url = url or settings.JETSTREAM_URL
         self.collections = list(collections)
@@ -103,6 +108,8 @@ class Consumer:
         self._saved_cursor = None
         self.map_in_child = map_in_child
         self.mapper = None
+        self.live_mapper = None  # the child following the current connection (map_in_child)
+        self._live_lock = threading.Lock()
 
     def stop(self):
         """Stop reading; run() then writes what it has, saves the cursor and returns (or, if the
@@ -112,6 +119,9 @@ class Consumer:
             self.writer.stop_retrying()
         if self.mapper is not None:
             self.mapper.stop()
+        with self._live_lock:
+            if self.live_mapper is not None:
+                self.live_mapper.stop()
 
     def run(self):
         self._saved_cursor = self.cursor.load() if self.cursor is not None else None
@@ -121,8 +131,10 @@ class Consumer:
                 self._replay_in_child()
             elif self.replay:
                 self._replay()
+            elif self.map_in_child:
+                self._follow(self._receive_in_child)
             else:
-                self._follow()
+                self._follow(self._receive)
         finally:
             try:
                 self._flush()
@@ -261,7 +273,8 @@ class Consumer:
         saved = self.cursor.load()
         return None if saved is None else max(0, saved - self.rewind_us)
 
-    def _follow(self):
+    def _follow(self, receive):
+        """Connect, index with `receive(client, cursor)` until the connection ends, reconnect."""
         client = JetstreamClient(
             self.url, self.collections, zstd_dictionary=self.zstd_dictionary, receive_timeout=self.receive_timeout
         )
@@ -271,7 +284,7 @@ class Consumer:
             url = client.subscribe_url(cursor)
             logger.info("firehose: connecting to %s", url)
             self._report(state=health.CONNECTING, url=url)
-            received = self._receive(client, cursor)
+            received = receive(client, cursor)
             if self._stopping.is_set():
                 break
             if received:
@@ -315,9 +328,63 @@ class Consumer:
             cause = "error"
             error = f"{'connection lost' if connected else 'could not connect'}: {type(exc).__name__}: {exc}"
             logger.warning("firehose: connection failed: %r", exc)
+        self._disconnected(cause, error, connected)
+        return received
+
+    def _disconnected(self, cause, error, connected):
         metrics.RECONNECTS.labels(cause).inc()
         connection = self._connection
         self._report(state=health.DISCONNECTED, last_error=error, last_error_at=time.time(),
                      reconnects=connection["reconnects"] + 1,
                      failed_attempts=connection["failed_attempts"] + (0 if connected else 1))
+
+    def _live_settings(self):
+        return {"url": self.url, "collections": self.collections, "zstd_dictionary": self.zstd_dictionary,
+                "receive_timeout": self.receive_timeout, "batch_size": self.batch_size,
+                "flush_seconds": self.flush_seconds, "max_event_bytes": self.max_event_bytes,
+                "encode": _store_takes_encoded_rows()}
+
+    def _start_live_mapper(self, cursor):
+        """A child for this connection, unless stop() came first (then None)."""
+        with self._live_lock:
+            if self._stopping.is_set():
+                return None
+            self.live_mapper = LiveMapperProcess(cursor, self._live_settings())
+            return self.live_mapper
+
+    def _receive_in_child(self, client, cursor):
+        """As _receive, with the connection read, parsed and mapped by a child (LiveMapperProcess):
+        this process only hands its batches to the writer. A child that dies is logged as an error
+        and counted as a failed connection; the next child starts from the newest event this
+        process holds (every batch it has is on its way to the store)."""
+        child = self._start_live_mapper(cursor)
+        if child is None:
+            return False
+        received = seen = connected = False
+        try:
+            for frame in child.frames():
+                if frame is None:
+                    seen = self._heartbeat(time.monotonic(), seen)
+                elif type(frame) is str:  # "connected": the handshake worked
+                    connected = True
+                    self._report(state=health.CONNECTED, failed_attempts=0)
+                else:
+                    received = seen = True
+                    self._submit(frame)
+                    seen = self._heartbeat(time.monotonic(), seen)
+            cause, error = child.ended
+        except MapperFailed as exc:
+            cause, error = "crashed", str(exc)
+        finally:
+            with self._live_lock:
+                self.live_mapper = None
+            child.close()
+        if cause == "stopped" or self._stopping.is_set():
+            return received
+        if cause == "crashed":  # a bug or the system (out of memory): never a silent stall
+            logger.error("firehose: %s; reconnecting", error)
+            cause = "error"
+        else:
+            logger.warning("firehose: %s; reconnecting", error)
+        self._disconnected(cause, error, connected)
         return received
