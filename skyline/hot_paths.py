@@ -23,20 +23,33 @@ when the server is gunicorn (OneWriteResponse). Without a length, gunicorn sends
 the head, the chunk and the closing chunk were three writes, each a trip through the TCP stack.
 """
 
+import threading
 import time
+from http import HTTPStatus
+from urllib.parse import parse_qsl
 
+from django.conf import settings
 from django.core import signals
+from django.core.cache import caches, close_caches
+from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import close_old_connections, reset_queries
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+from django.core.handlers.base import reset_urlconf
+from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 from gunicorn.http.wsgi import Response as GunicornResponse
 
+from apps.feeds.api import skeleton
 from skyline.api_errors import unexpected_error
 from skyline.health import STORE_ERRORS, store_unavailable
 from skyline.metrics import LATENCY, REQUESTS
 
-HOT_PATHS = frozenset({"/xrpc/app.bsky.feed.getFeedSkeleton"})
+FEED_SKELETON_PATH = "/xrpc/app.bsky.feed.getFeedSkeleton"
+HOT_PATHS = frozenset({FEED_SKELETON_PATH})
 
 
 class HotPathMiddleware:
@@ -65,26 +78,52 @@ class HotPathApplication:
         self.views = {path: resolve(path).func for path in HOT_PATHS}
         self.latency = {path: LATENCY.labels(path) for path in HOT_PATHS}
         self.counters = {}  # (path, status) -> the request counter's child
+        self.hosts = _AllowedHosts()
+        # Without an https redirect or HSTS, the security middleware's answer does not depend on the
+        # request: its headers are added as they are, and no Django request is built at all.
+        self.lean = not (self.security.redirect or self.security.sts_seconds)
+        self.security_headers = _security_headers(self.security) if self.lean else ()
+        self.signals = _RequestSignals()
 
     def __call__(self, environ, start_response):
-        view = self.views.get(environ.get("PATH_INFO"))
-        if view is None or environ.get("REQUEST_METHOD") != "GET":
+        path = environ.get("PATH_INFO")
+        if path not in self.views or environ.get("REQUEST_METHOD") != "GET":
             return self.django(environ, start_response)
         started = time.perf_counter()
+        if path == FEED_SKELETON_PATH and self.lean and self.hosts.allowed(environ):
+            parameters = _query_parameters(environ)
+            if parameters is not None:
+                return self._lean(environ, parameters, started, start_response)
         request = WSGIRequest(environ)
         if not _host_allowed(request) or self.security.process_request(request) is not None:
             return self.django(environ, start_response)
-        response = self._answer(request, view)
+        response = self._answer(request, self.views[path])
         return self._send(request, response, started, start_response)
+
+    def _lean(self, environ, parameters, started, start_response):
+        """getFeedSkeleton without a Django request or response: the same status, headers and body."""
+        self.signals.started(environ)
+        try:
+            status, body = skeleton(parameters, environ.get("HTTP_AUTHORIZATION"))
+        except Exception as exc:  # noqa: BLE001  (answered as on the usual way, below)
+            self.signals.finished()
+            request = WSGIRequest(environ)
+            response = self.security.process_response(request, _failure(request, exc))
+            return self._send(request, response, started, start_response)
+        self.signals.finished()
+        headers = [("Content-Type", "application/json"), *self.security_headers, ("Content-Length", str(len(body)))]
+        _one_write(start_response)
+        start_response(_STATUS_LINES.get(status) or f"{status} {HTTPStatus(status).phrase}", headers)
+        self.latency[FEED_SKELETON_PATH].observe(time.perf_counter() - started)
+        self._counter(FEED_SKELETON_PATH, status).inc()
+        return [body]
 
     def _answer(self, request, view):
         signals.request_started.send(sender=self.__class__, environ=request.environ)
         try:
             response = view(request)
-        except STORE_ERRORS as exc:
-            response = store_unavailable(request, exc)
         except Exception as exc:  # noqa: BLE001  (the logged 500, as on the way through Django)
-            response = unexpected_error(request, exc)
+            response = _failure(request, exc)
         finally:
             signals.request_finished.send(sender=self.__class__)
         return self.security.process_response(request, response)
@@ -109,12 +148,141 @@ class HotPathApplication:
         return counter
 
 
+def _failure(request, exc):
+    """The answer to a view that raised `exc`: the 503 of a store error, else the logged 500."""
+    if isinstance(exc, STORE_ERRORS):
+        return store_unavailable(request, exc)
+    return unexpected_error(request, exc)
+
+
 def _host_allowed(request):
     try:
         request.get_host()
     except DisallowedHost:
         return False
     return True
+
+
+class _AllowedHosts:
+    """Whether a request's Host is allowed, as HttpRequest.get_host decides, remembered per Host header.
+
+    Only allowed values are remembered, and at most MAX of them, so made-up Hosts cannot grow it;
+    the memory is dropped when ALLOWED_HOSTS or DEBUG change (tests override them).
+    """
+
+    MAX = 64
+
+    def __init__(self):
+        self.known = set()
+        self.settings = None
+
+    def allowed(self, environ):
+        host = environ.get("HTTP_HOST")
+        if host is None or settings.USE_X_FORWARDED_HOST:
+            return False  # Django's request decides (SERVER_NAME, X-Forwarded-Host)
+        current = (id(settings.ALLOWED_HOSTS), settings.DEBUG)
+        if current != self.settings:
+            self.known, self.settings = set(), current
+        if host in self.known:
+            return True
+        if not _host_allowed(WSGIRequest(environ)):
+            return False
+        if len(self.known) < self.MAX:
+            self.known.add(host)
+        return True
+
+
+def _security_headers(security):
+    """The headers the security middleware adds to a JSON answer when HSTS is off."""
+    probe = HttpResponse(content_type="application/json")
+    security.process_response(None, probe)
+    return tuple((name, value) for name, value in probe.items() if name != "Content-Type")
+
+
+def _query_parameters(environ):
+    """{name: last value} of the query string, decoded as Django's QueryDict does; None when it has
+    more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (Django answers that)."""
+    query = environ.get("QUERY_STRING", "")
+    if not query.isascii():
+        raw = query.encode("iso-8859-1")  # how WSGI servers hand over the bytes
+        try:
+            query = raw.decode(settings.DEFAULT_CHARSET)
+        except UnicodeDecodeError:
+            query = raw.decode("iso-8859-1")
+    try:
+        return dict(parse_qsl(query, keep_blank_values=True, encoding=settings.DEFAULT_CHARSET,
+                              max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS))
+    except ValueError:
+        return None
+
+
+_RECEIVERS = {
+    signals.request_started: {reset_queries, close_old_connections},
+    signals.request_finished: {close_old_connections, close_caches, reset_urlconf},
+}
+_this_thread = threading.local()
+
+
+@receiver(connection_created)
+def _remember_connection(sender, connection, **kwargs):
+    """Note which database connections this thread has opened (the request signals' business)."""
+    opened = getattr(_this_thread, "connections", None)
+    if opened is None:
+        opened = _this_thread.connections = {}
+    opened[connection.alias] = connection
+
+
+class _RequestSignals:
+    """Django's request signals, sent when they have something to do.
+
+    Connected are only Django's own receivers (checked when the application is built): they reset
+    the query logs and close the connections that are unusable or past CONN_MAX_AGE, all on the
+    thread's open database connections; close the caches, which for the local memory and Redis
+    backends does nothing; and reset the thread's URLconf, which this path never sets. A thread
+    with no database connection open (the usual case: a feed page comes from the caches), or whose
+    connections are as the last recycling left them (kept open by CONN_MAX_AGE, not used since),
+    gives them nothing to do: they are not sent. With other receivers, or a cache that has
+    something to close, they are always sent.
+    """
+
+    def __init__(self):
+        self.always = any(_live(signal) - known for signal, known in _RECEIVERS.items()) or any(
+            type(cache).close is not BaseCache.close for cache in caches.all(initialized_only=False)
+        )
+
+    def started(self, environ):
+        if self.always or _connections_due():
+            signals.request_started.send(sender=HotPathApplication, environ=environ)
+
+    def finished(self):
+        if self.always or _connections_due():
+            signals.request_finished.send(sender=HotPathApplication)
+
+
+def _live(signal):
+    sync, asynchronous = signal._live_receivers(HotPathApplication)
+    return set(sync) | set(asynchronous)
+
+
+def _connections_due():
+    """Whether the receivers would do anything to one of this thread's open database connections:
+    the conditions close_if_unusable_or_obsolete checks, a health check to be done again, a query log
+    to reset. A connection left as it was after the last request's recycling has none of them."""
+    opened = getattr(_this_thread, "connections", None)
+    return opened is not None and any(_due(connection) for connection in opened.values())
+
+
+def _due(connection):
+    if connection.connection is None:
+        return False
+    return bool(
+        connection.errors_occurred or connection.health_check_done or connection.queries_log
+        or connection.autocommit != connection.settings_dict["AUTOCOMMIT"]
+        or (connection.close_at is not None and time.monotonic() >= connection.close_at)
+    )
+
+
+_STATUS_LINES = {status: f"{status} {HTTPStatus(status).phrase}" for status in (200, 400, 401, 404, 413, 500, 503)}
 
 
 class _KeptHead:
