@@ -9,12 +9,17 @@ Two ways in, with the same answers:
   front of Django's handler and its middleware: a profile of `manage.py serve` under load had the
   middleware stack, the handler and gunicorn's socket writes as most of a feed request's time. It
   still checks the Host against ALLOWED_HOSTS, adds the security middleware's headers, counts the
-  request in the request metrics, sends Django's request signals (so database connections are
-  recycled as on any request), turns a store error into the 503 of skyline/health.py and any other
-  error into the logged 500 of skyline/api_errors.py. Anything it would answer differently from
-  Django (another method, a Host that is not allowed, an HTTPS redirect) goes to Django unchanged,
-  and so does everything when tracing is on, so that the instrumentation's middleware makes the
-  request's span.
+  request in the request metrics, has database connections recycled as Django's request signals
+  do, turns a store error into the 503 of skyline/health.py and any other error into the logged
+  500 of skyline/api_errors.py. Anything it would answer differently from Django (another method,
+  a Host that is not allowed, an HTTPS redirect) goes to Django unchanged, and so does everything
+  when tracing is on, so that the instrumentation's middleware makes the request's span.
+  Without an https redirect or HSTS (the embedded default), getFeedSkeleton is answered without a
+  Django request or response at all (HotPathApplication._lean, the view's `answer`): the
+  query string is parsed as QueryDict would, an allowed Host is remembered, the security headers
+  are computed once, and the request signals are sent only when a database connection of the
+  thread needs them (_RequestSignals). A profile under load had these, in that order: the
+  signals, QueryDict, the Host check and the security middleware, as most of the path's own time.
 - HotPathMiddleware, placed right after the security middleware, does the same inside Django for
   whatever calls Django's handler directly (the test client, tracing on).
 
@@ -43,13 +48,11 @@ from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 from gunicorn.http.wsgi import Response as GunicornResponse
 
-from apps.feeds.api import skeleton
 from skyline.api_errors import unexpected_error
 from skyline.health import STORE_ERRORS, store_unavailable
 from skyline.metrics import LATENCY, REQUESTS
 
-FEED_SKELETON_PATH = "/xrpc/app.bsky.feed.getFeedSkeleton"
-HOT_PATHS = frozenset({FEED_SKELETON_PATH})
+HOT_PATHS = frozenset({"/xrpc/app.bsky.feed.getFeedSkeleton"})
 
 
 class HotPathMiddleware:
@@ -76,6 +79,9 @@ class HotPathApplication:
         self.django = django
         self.security = SecurityMiddleware(lambda request: None)
         self.views = {path: resolve(path).func for path in HOT_PATHS}
+        # A hot view may offer `answer(parameters, authorization)` -> (status, JSON body bytes): its
+        # answer without a Django request (getFeedSkeleton does, apps/feeds/api.py).
+        self.answers = {path: getattr(view, "answer", None) for path, view in self.views.items()}
         self.latency = {path: LATENCY.labels(path) for path in HOT_PATHS}
         self.counters = {}  # (path, status) -> the request counter's child
         self.hosts = _AllowedHosts()
@@ -90,32 +96,34 @@ class HotPathApplication:
         if path not in self.views or environ.get("REQUEST_METHOD") != "GET":
             return self.django(environ, start_response)
         started = time.perf_counter()
-        if path == FEED_SKELETON_PATH and self.lean and self.hosts.allowed(environ):
+        answer = self.answers[path]
+        if answer is not None and self.lean and self.hosts.allowed(environ):
             parameters = _query_parameters(environ)
             if parameters is not None:
-                return self._lean(environ, parameters, started, start_response)
+                return self._lean(environ, path, answer, parameters, started, start_response)
         request = WSGIRequest(environ)
         if not _host_allowed(request) or self.security.process_request(request) is not None:
             return self.django(environ, start_response)
         response = self._answer(request, self.views[path])
         return self._send(request, response, started, start_response)
 
-    def _lean(self, environ, parameters, started, start_response):
-        """getFeedSkeleton without a Django request or response: the same status, headers and body."""
+    def _lean(self, environ, path, answer, parameters, started, start_response):
+        """The view's answer without a Django request or response: the same status, headers and body."""
         self.signals.started(environ)
         try:
-            status, body = skeleton(parameters, environ.get("HTTP_AUTHORIZATION"))
+            status, body = answer(parameters, environ.get("HTTP_AUTHORIZATION"))
         except Exception as exc:  # noqa: BLE001  (answered as on the usual way, below)
             self.signals.finished()
             request = WSGIRequest(environ)
             response = self.security.process_response(request, _failure(request, exc))
             return self._send(request, response, started, start_response)
         self.signals.finished()
-        headers = [("Content-Type", "application/json"), *self.security_headers, ("Content-Length", str(len(body)))]
+        headers = [("Content-Type", "application/json"), *self.security_headers,
+                   ("Content-Length", str(len(body)))]
         _one_write(start_response)
         start_response(_STATUS_LINES.get(status) or f"{status} {HTTPStatus(status).phrase}", headers)
-        self.latency[FEED_SKELETON_PATH].observe(time.perf_counter() - started)
-        self._counter(FEED_SKELETON_PATH, status).inc()
+        self.latency[path].observe(time.perf_counter() - started)
+        self._counter(path, status).inc()
         return [body]
 
     def _answer(self, request, view):
@@ -164,10 +172,11 @@ def _host_allowed(request):
 
 
 class _AllowedHosts:
-    """Whether a request's Host is allowed, as HttpRequest.get_host decides, remembered per Host header.
+    """Whether a request's Host is allowed, as HttpRequest.get_host decides, remembered per Host.
 
-    Only allowed values are remembered, and at most MAX of them, so made-up Hosts cannot grow it;
-    the memory is dropped when ALLOWED_HOSTS or DEBUG change (tests override them).
+    The Host is the Host header, or without one the server's name, port and scheme. Only allowed
+    ones are remembered, and at most MAX of them, so made-up Hosts cannot grow the memory; it is
+    dropped when ALLOWED_HOSTS or DEBUG change (tests override them).
     """
 
     MAX = 64
@@ -177,9 +186,12 @@ class _AllowedHosts:
         self.settings = None
 
     def allowed(self, environ):
-        host = environ.get("HTTP_HOST")
-        if host is None or settings.USE_X_FORWARDED_HOST:
-            return False  # Django's request decides (SERVER_NAME, X-Forwarded-Host)
+        if settings.USE_X_FORWARDED_HOST:
+            return False  # Django's request decides
+        host = environ.get("HTTP_HOST") or (
+            environ.get("SERVER_NAME"), environ.get("SERVER_PORT"), environ.get("wsgi.url_scheme"),
+            environ.get(settings.SECURE_PROXY_SSL_HEADER[0]) if settings.SECURE_PROXY_SSL_HEADER else None,
+        )
         current = (id(settings.ALLOWED_HOSTS), settings.DEBUG)
         if current != self.settings:
             self.known, self.settings = set(), current
