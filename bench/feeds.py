@@ -209,9 +209,9 @@ def main():
     print(f"getFeedSkeleton top-1h ({args.posts} posts cached, limit {LIMIT}, a first page then "
           f"{PAGES_PER_VISIT - 1} by cursor), {args.clients} concurrent clients")
     rates = {}
-    for name, (elapsed, latencies, errors) in (("manage.py serve", (elapsed, latencies, errors)), ("bare app", bare_run)):
-        rates[name] = len(latencies) / elapsed
-        report(name, elapsed, latencies, errors)
+    for name, run in (("manage.py serve", (elapsed, latencies, errors)), ("bare app", bare_run)):
+        rates[name] = len(run[1]) / run[0]
+        report(name, *run)
     print(f"  Skyline at {rates['manage.py serve'] / rates['bare app']:.0%} of the bare app's requests/s")
 
 
@@ -219,8 +219,9 @@ def report(name, elapsed, latencies, errors):
     def percentile(p):
         return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
 
-    print(f"  {name}: {len(latencies)} answers in {elapsed:.2f} s: {len(latencies) / elapsed:,.0f} requests/s, "
-          f"{len(errors)} errors; latency p50 {percentile(0.50):.2f} ms, p90 {percentile(0.90):.2f} ms, "
+    print(f"  {name}: {len(latencies)} answers in {elapsed:.2f} s: "
+          f"{len(latencies) / elapsed:,.0f} requests/s, {len(errors)} errors")
+    print(f"    latency p50 {percentile(0.50):.2f} ms, p90 {percentile(0.90):.2f} ms, "
           f"p99 {percentile(0.99):.2f} ms, max {latencies[-1] * 1000:.2f} ms")
     if errors:
         print(f"    first error: {errors[0]}")

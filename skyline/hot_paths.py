@@ -294,7 +294,9 @@ def _due(connection):
     )
 
 
-_STATUS_LINES = {status: f"{status} {HTTPStatus(status).phrase}" for status in (200, 400, 401, 404, 413, 500, 503)}
+_STATUS_LINES = {
+    status: f"{status} {HTTPStatus(status).phrase}" for status in (200, 400, 401, 404, 413, 500, 503)
+}
 
 
 class _KeptHead:

@@ -155,7 +155,7 @@ def test_a_page_read_from_the_caches_sends_no_request_signals(default_feeds, wsg
     assert signals_sent == []
 
 
-def test_a_thread_whose_connection_is_due_for_recycling_gets_the_request_signals(default_feeds, wsgi, signals_sent):
+def test_a_thread_whose_connection_is_due_for_recycling_gets_the_signals(default_feeds, wsgi, signals_sent):
     from django.db import connections
 
     assert wsgi(feed_path("whats-hot"))[0] == 200
@@ -178,7 +178,9 @@ def test_the_query_string_is_read_as_django_reads_it(client, default_feeds, wsgi
     from urllib.parse import quote
 
     feed = quote(feed_uri("whats-hot"), safe="")
-    for query in (f"feed={feed}&limit=2&limit=3", f"limit=&feed={feed}", f"feed={feed}&limit=%FF", f"feed={feed}&cursor=caf%C3%A9"):
+    queries = (f"feed={feed}&limit=2&limit=3", f"limit=&feed={feed}", f"feed={feed}&limit=%FF",
+               f"feed={feed}&cursor=caf%C3%A9")
+    for query in queries:
         path = f"{ROUTE}?{query}"
         expected = client.get(path)
         status, _, body = wsgi(path)
