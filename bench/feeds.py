@@ -5,8 +5,12 @@
 Seeds a fresh temporary data directory (migrations, then `--posts` posts in the last hour with
 11 to 60 likes each, so top-1h holds them all), starts `manage.py serve` on a free loopback port,
 and has `--clients` concurrent keep-alive clients page through top-1h (a first page, then four
-pages by cursor, over and over; limit 30) until `--requests` answers came back. Prints
-requests/s and p50/p90/p99/max latency as the clients saw them.
+pages by cursor, over and over; limit 30) until `--requests` answers came back. Then the same
+clients drive the ceiling of bench/serve_ceiling.py (a bare WSGI app under gunicorn with the same
+server shape, answering the very bytes Skyline answered for each page, as recorded in the warm-up)
+with the same workload. Prints requests/s and p50/p90/p99/max latency as the clients saw them, for
+both, and Skyline's requests/s as a share of the bare app's. The clients run in this process and
+take their share of the CPU, so the ratio is lower than bench/serve_ceiling.py's (wrk).
 """
 
 import argparse
@@ -23,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import orjson
+from serve_ceiling import start_bare, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_PER_VISIT = 5
@@ -96,7 +101,8 @@ class Client:
         self.sock, self.buffer = None, b""
 
 
-def drive(port, feed, total, clients):
+def drive(port, feed, total, clients, record=None):
+    """(seconds, sorted latencies, errors) of `total` answers; each page's body kept in `record` if given."""
     base = f"/xrpc/app.bsky.feed.getFeedSkeleton?feed={quote(feed, safe='')}&limit={LIMIT}"
     latencies, errors, counter, lock = [], [], [0], threading.Lock()
 
@@ -120,6 +126,8 @@ def drive(port, feed, total, clients):
                 errors.append(f"HTTP {status}: {body[:200]!r}")
                 cursor = None
                 continue
+            if record is not None:
+                record[path] = body
             page += 1
             cursor = orjson.loads(body).get("cursor") if page % PAGES_PER_VISIT else None
         client.close()
@@ -178,7 +186,8 @@ def main():
         try:
             wait_until_up(port, server)
             feed = f"at://{did}/app.bsky.feed.generator/top-1h"
-            warm, _, warm_errors = drive(port, feed, 200, 1)  # the first request computes and caches the list
+            bodies = {}  # the first request computes and caches the list
+            warm, _, warm_errors = drive(port, feed, 200, 1, record=bodies)
             if warm_errors:
                 raise SystemExit(f"warm-up failed: {warm_errors[0]}")
             elapsed, latencies, errors = drive(port, feed, args.requests, args.clients)
@@ -188,20 +197,34 @@ def main():
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+        bare, bare_port, bodies_file = start_bare(bodies, sys.executable)
+        try:
+            bare_run = drive(bare_port, feed, args.requests, args.clients)
+        finally:
+            stop(bare)
+            bodies_file.unlink()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
+    print(f"getFeedSkeleton top-1h ({args.posts} posts cached, limit {LIMIT}, a first page then "
+          f"{PAGES_PER_VISIT - 1} by cursor), {args.clients} concurrent clients")
+    rates = {}
+    for name, run in (("manage.py serve", (elapsed, latencies, errors)), ("bare app", bare_run)):
+        rates[name] = len(run[1]) / run[0]
+        report(name, *run)
+    print(f"  Skyline at {rates['manage.py serve'] / rates['bare app']:.0%} of the bare app's requests/s")
+
+
+def report(name, elapsed, latencies, errors):
     def percentile(p):
         return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
 
-    print(f"getFeedSkeleton top-1h ({args.posts} posts cached, limit {LIMIT}, a first page then "
-          f"{PAGES_PER_VISIT - 1} by cursor), {args.clients} concurrent clients, manage.py serve")
-    print(f"  {len(latencies)} answers in {elapsed:.2f} s: {len(latencies) / elapsed:,.0f} requests/s, "
-          f"{len(errors)} errors")
-    print(f"  latency p50 {percentile(0.50):.2f} ms, p90 {percentile(0.90):.2f} ms, "
+    print(f"  {name}: {len(latencies)} answers in {elapsed:.2f} s: "
+          f"{len(latencies) / elapsed:,.0f} requests/s, {len(errors)} errors")
+    print(f"    latency p50 {percentile(0.50):.2f} ms, p90 {percentile(0.90):.2f} ms, "
           f"p99 {percentile(0.99):.2f} ms, max {latencies[-1] * 1000:.2f} ms")
     if errors:
-        print(f"  first error: {errors[0]}")
+        print(f"    first error: {errors[0]}")
 
 
 if __name__ == "__main__":

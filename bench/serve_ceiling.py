@@ -151,9 +151,14 @@ class Checkout:
         self.server = subprocess.Popen(
             [self.python, "manage.py", "serve", "--bind", f"127.0.0.1:{self.port}", "--no-plc-export",
              *([] if consumer else ["--no-consumer"])],
-            cwd=self.root, env={**self.env, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.root, env={**self.env, **env}, stdout=subprocess.DEVNULL,
+            stderr=open(Path(self.data_dir) / "serve.log", "ab"),  # noqa: SIM115  (the server's to close)
         )
         wait_until_up(self.port, self.server, "/.well-known/did.json")
+
+    def log_tail(self, lines=30):
+        """The end of what the servers of this checkout wrote on stderr."""
+        return "\n".join((Path(self.data_dir) / "serve.log").read_text(errors="replace").splitlines()[-lines:])
 
     def paths(self):
         """{name: path} of the three requests, and {path: body} of Skyline's answers to them."""
@@ -168,7 +173,7 @@ class Checkout:
         for path in paths.values():
             status, bodies[path] = get(self.port, path)
             if status != 200 or not orjson.loads(bodies[path])["feed"]:
-                raise SystemExit(f"{path} answered {status}: {bodies[path][:200]!r}")
+                raise SystemExit(f"{self.root}: {path} answered {status}: {bodies[path][:200]!r}\n{self.log_tail()}")
         paths["cursor page"] = skeleton("whats-hot", 50, orjson.loads(bodies[paths["whats-hot"]])["cursor"])
         bodies[paths["cursor page"]] = get(self.port, paths["cursor page"])[1]
         return paths, bodies

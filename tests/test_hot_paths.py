@@ -1,6 +1,8 @@
 """getFeedSkeleton's short way past the middleware: still counted, still guarded, still a 503 when a
 store is down; and answered without sessions or cookies."""
 
+import threading
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -115,3 +117,71 @@ def test_the_wsgi_application_answers_503_when_a_store_is_down(default_feeds, ws
     status, headers, body = wsgi(feed_path("whats-hot"))
     assert (status, headers["Retry-After"], headers["X-Content-Type-Options"]) == (503, "5", "nosniff")
     assert body == b'{"error": "ServiceUnavailable", "message": "A data store is unavailable; try again shortly."}'
+
+
+def in_a_new_thread(call):
+    """What `call()` returns, called in a thread of its own (one with no database connection yet)."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+@pytest.fixture
+def signals_sent():
+    """The request signals sent from now on, as (signal name, thread name)."""
+    from django.core.signals import request_finished, request_started
+
+    sent = []
+
+    def started(**kwargs):
+        sent.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs):
+        sent.append(("finished", threading.current_thread().name))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    yield sent
+    request_started.disconnect(started)
+    request_finished.disconnect(finished)
+
+
+def test_a_page_read_from_the_caches_sends_no_request_signals(default_feeds, wsgi, signals_sent):
+    assert wsgi(feed_path("whats-hot"))[0] == 200  # computes the list here; the next request reads it
+    signals_sent.clear()
+    assert in_a_new_thread(lambda: wsgi(feed_path("whats-hot"))[0]) == 200
+    assert signals_sent == []
+
+
+def test_a_thread_whose_connection_is_due_for_recycling_gets_the_signals(default_feeds, wsgi, signals_sent):
+    from django.db import connections
+
+    assert wsgi(feed_path("whats-hot"))[0] == 200
+
+    def with_a_connection():
+        connection = connections["default"]
+        connection.ensure_connection()  # CONN_MAX_AGE 0: to be closed at the end of the request
+        try:
+            return wsgi(feed_path("whats-hot"))[0], threading.current_thread().name
+        finally:
+            connection.close()
+
+    signals_sent.clear()
+    status, thread = in_a_new_thread(with_a_connection)
+    assert status == 200
+    assert signals_sent == [("started", thread), ("finished", thread)]
+
+
+def test_the_query_string_is_read_as_django_reads_it(client, default_feeds, wsgi):
+    from urllib.parse import quote
+
+    feed = quote(feed_uri("whats-hot"), safe="")
+    queries = (f"feed={feed}&limit=2&limit=3", f"limit=&feed={feed}", f"feed={feed}&limit=%FF",
+               f"feed={feed}&cursor=caf%C3%A9")
+    for query in queries:
+        path = f"{ROUTE}?{query}"
+        expected = client.get(path)
+        status, _, body = wsgi(path)
+        assert (status, body) == (expected.status_code, expected.content), query

@@ -6,6 +6,7 @@ come from caches (`registry.py`, `snapshots.py`), the body is encoded with orjso
 analytics row is only buffered.
 """
 
+import datetime
 import re
 import time
 
@@ -118,32 +119,57 @@ def _skeleton_query(parameters):
 def get_feed_skeleton(request):
     """A plain view rather than a ninja operation: this is the hot path, and ninja's parameter
     validation cost more than the view's own work (see also skyline/hot_paths.py)."""
+    status, body = skeleton(request.GET, request.META.get("HTTP_AUTHORIZATION"))
+    return HttpResponse(body, status=status, content_type="application/json")
+
+
+def skeleton(parameters, authorization):
+    """(status, JSON body bytes) of getFeedSkeleton for the query's `parameters` (a mapping of each
+    name to its last value) and the Authorization header (None when absent).
+
+    The view above and skyline/hot_paths.py, which answers without building a Django request, both
+    answer with this.
+    """
     started = time.perf_counter()
     try:
-        feed, limit, cursor = _skeleton_query(request.GET)
-        viewer_did = viewer(request, GET_FEED_SKELETON)
+        feed, limit, cursor = _skeleton_query(parameters)
+        viewer_did = None if authorization is None else viewer(_Headers(authorization), GET_FEED_SKELETON)
         spec = _served_feed(feed)
         if spec.visible_to(viewer_did):
             items, next_cursor = snapshots.page(spec.for_viewer(viewer_did), cursor, limit)
         else:
             items, next_cursor = spec.placeholder[:limit], None
     except XrpcError as exc:
-        return _xrpc_error(request, exc)
+        return _status_and_body(_xrpc_error(None, exc))
     except AuthError as exc:
-        return _auth_error(request, exc)
+        return _status_and_body(_auth_error(None, exc))
     except snapshots.BadCursor as exc:
-        return _json({"error": "InvalidRequest", "message": str(exc)}, 400)
+        return 400, orjson.dumps({"error": "InvalidRequest", "message": str(exc)})
     except rules.SignInRequired as exc:
-        return _json({"error": "AuthenticationRequired", "message": str(exc)}, 401)
-    response = _json({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
-    now = timezone.now()
+        return 401, orjson.dumps({"error": "AuthenticationRequired", "message": str(exc)})
+    body = orjson.dumps({"feed": items, "cursor": next_cursor} if next_cursor else {"feed": items})
+    now = time.time()
     analytics.feed_requests.add(analytics.FeedRequestRow(
         feed_name=spec.alias, user_did=viewer_did or "", limit_requested=limit,
         has_cursor=int(cursor is not None), latency_us=int((time.perf_counter() - started) * 1e6),
-        requested_at=now, time_us=int(now.timestamp() * 1e6),
+        requested_at=datetime.datetime.fromtimestamp(now, datetime.UTC), time_us=int(now * 1e6),
     ))
     metrics.observe(spec.alias, viewer_did, time.perf_counter() - started)
-    return response
+    return 200, body
+
+
+get_feed_skeleton.answer = skeleton  # what skyline/hot_paths.py answers with
+
+
+class _Headers:
+    """What auth.viewer reads of a request: its Authorization header."""
+
+    def __init__(self, authorization):
+        self.META = {"HTTP_AUTHORIZATION": authorization}
+
+
+def _status_and_body(response):
+    return response.status_code, response.content
 
 
 # Plain pydantic models: ninja's Schema reads attributes of any object, so an interaction that is
