@@ -115,10 +115,10 @@ def run_once(root, events, lines, offsets, work, label):
     shutil.rmtree(env["SKYLINE_DATA_DIR"], ignore_errors=True)
     manage = [sys.executable, str(root / "manage.py")]
     for database in ("default", "clickhouse"):
-        subprocess.run(manage + ["migrate", "--database", database, "--noinput", "-v0"], env=env, check=True)
+        subprocess.run(manage + ["migrate", "--database", database, "--noinput", "-v0"], env=env, check=True, cwd=root)
     ceiling = parse_rate(lines)
     started = time.perf_counter()
-    process = subprocess.Popen(manage + ["consume_firehose", "--replay", str(events)], env=env,
+    process = subprocess.Popen(manage + ["consume_firehose", "--replay", str(events)], env=env, cwd=root,
                                stdout=subprocess.PIPE, text=True)
     steps, peak = [], [0.0]
     watcher = threading.Thread(target=watch, args=(process, events, offsets, started, steps, peak), daemon=True)
