@@ -28,6 +28,7 @@ when the server is gunicorn (OneWriteResponse). Without a length, gunicorn sends
 the head, the chunk and the closing chunk were three writes, each a trip through the TCP stack.
 """
 
+import atexit
 import gc
 import threading
 import time
@@ -165,9 +166,14 @@ def _freeze_what_is_loaded():
     Under load, each full collection walked all of them with every request thread stopped: 80 to
     120 ms, several times a minute, which was the p99 of getFeedSkeleton. Garbage is collected
     first, so none is kept; a worker forked after this (gunicorn) inherits the frozen objects.
+
+    They are unfrozen at exit: a frozen object is never collected, and chDB's engine, shut down
+    while sessions held in frozen reference cycles were still alive, crashed the process on its way
+    out (tests/test_hot_paths.py runs such a process).
     """
     gc.collect()
     gc.freeze()
+    atexit.register(gc.unfreeze)
 
 
 def _failure(request, exc):

@@ -1,9 +1,13 @@
 """getFeedSkeleton's short way past the middleware: still counted, still guarded, still a 503 when a
 store is down; and answered without sessions or cookies."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
+from django.conf import settings
 from prometheus_client import REGISTRY
 
 from tests.support.feed_fixtures import feed_uri, skeleton
@@ -185,3 +189,26 @@ def test_the_query_string_is_read_as_django_reads_it(client, default_feeds, wsgi
         expected = client.get(path)
         status, _, body = wsgi(path)
         assert (status, body) == (expected.status_code, expected.content), query
+
+
+EXIT_AFTER_SERVING = """
+import django
+django.setup()
+from django.db import connections
+with connections["clickhouse"].cursor() as cursor:
+    cursor.execute("SELECT 1")
+import gc
+import skyline.wsgi  # builds the application, which freezes what is loaded (the open session too)
+assert gc.get_freeze_count() > 0
+print("served")
+"""
+
+
+def test_a_process_that_built_the_application_exits_cleanly(tmp_path):
+    # Frozen objects are never collected: without unfreezing them at exit, chDB's engine shut down
+    # under a session still alive, printed a shutdown exception and crashed the process.
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "skyline.settings", "SKYLINE_DATA_DIR": str(tmp_path),
+                   "PYTHONPATH": str(settings.BASE_DIR)}
+    done = subprocess.run([sys.executable, "-c", EXIT_AFTER_SERVING], env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout, "shutdown" in done.stderr) == (0, "served\n", False), done.stderr
