@@ -8,67 +8,22 @@ import time
 import pytest
 import redis
 import zstandard
-from django.db import connections
 from prometheus_client import REGISTRY
 
 from apps.indexer import health
-from apps.indexer.consumer import Consumer
 from apps.indexer.cursor import RedisCursor, cursor_store
 from apps.indexer.generator import EventGenerator
 from apps.indexer.rows import RowBatch
 from apps.indexer.writer import Writer, WriteFailed
+from tests.support.consumers import following, wait_until
 from tests.support.firehose_events import ALICE, BOB, CAROL, T0, like, line, post_uri, story
 from tests.support.firehose_tables import actual_state, expected_state, visible
 from tests.support.jetstream import JetstreamServer
 from tests.support.stores import BOTH_STORES, query
-from skyline.backoff import Backoff
 from tests.support.servers import redis_server
 
 # The writer thread saves the cursor through its own connection: no test transaction around it.
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)
-
-FAST = {"flush_seconds": 0.05, "backoff": Backoff(base=0.01, cap=0.05)}
-
-
-# Generous: a timeout only bounds a hang, and chDB writes are slow on a busy machine.
-def wait_until(predicate, timeout=300.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-class Running:
-    """A Consumer on a thread of its own, stopped (and joined) on exit."""
-
-    def __init__(self, **options):
-        self.consumer = Consumer(**{**FAST, **options})
-        self.error = None
-
-    def _run(self):
-        try:
-            self.consumer.run()
-        except Exception as exc:  # surfaced by __exit__
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def written_through(self, time_us):
-        writer = self.consumer.writer
-        return writer is not None and writer.written_time_us is not None and writer.written_time_us >= time_us
-
-    def __enter__(self):
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.consumer.stop()
-        self.thread.join(timeout=120)
-        assert not self.thread.is_alive()
-        if self.error:
-            raise self.error
-
 
 def reconnects(cause):
     return REGISTRY.get_sample_value("skyline_indexer_reconnects_total", {"cause": cause}) or 0
@@ -86,7 +41,7 @@ def test_following_jetstream_indexes_every_event_then_saves_the_cursor():
     events = story()
     started = time.time()
     with JetstreamServer([line(event) for event in events]) as server:
-        with Running(url=server.url) as running:
+        with following(url=server.url) as running:
             wait_until(lambda: running.written_through(newest(events)))
     request = server.requests[0]
     assert request["cursor"] is None  # nothing saved yet: the live tip
@@ -106,7 +61,7 @@ def test_a_restart_resumes_from_the_saved_cursor_rewound_by_the_margin():
     events = story()
     cursor_store().save(T0 + 10_000_000)
     with JetstreamServer([line(event) for event in events]) as server:
-        with Running(url=server.url, rewind_seconds=2) as running:
+        with following(url=server.url, rewind_seconds=2) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert server.requests[0]["cursor"] == T0 + 8_000_000
     # Only what the server sent from there on: no likes or follows (all older), the later records.
@@ -121,7 +76,7 @@ def test_a_given_cursor_and_collections_are_what_jetstream_is_asked_for():
     events = story()
     cursor_store().save(T0 + 10_000_000)
     with JetstreamServer([line(event) for event in events]) as server:
-        with Running(url=server.url, cursor=T0, collections=["app.bsky.feed.post", "app.bsky.graph.*"]) as running:
+        with following(url=server.url, cursor=T0, collections=["app.bsky.feed.post", "app.bsky.graph.*"]) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert server.requests[0]["cursor"] == T0
     assert server.requests[0]["wantedCollections"] == ["app.bsky.feed.post", "app.bsky.graph.*"]
@@ -135,7 +90,7 @@ def test_consumers_split_by_collection_each_keep_their_own_cursor():
     events = story()
     cursor_store().save(T0 + 10_000_000)  # where an unsplit consumer stands
     with JetstreamServer([line(event) for event in events]) as server:
-        with Running(url=server.url, rewind_seconds=0, collections=["app.bsky.graph.*"]) as running:
+        with following(url=server.url, rewind_seconds=0, collections=["app.bsky.graph.*"]) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert server.requests[0]["cursor"] is None  # its own stream has no cursor yet: from the live tip
     assert cursor_store().load() == T0 + 10_000_000
@@ -146,7 +101,7 @@ def test_dropped_connections_are_resumed_from_just_before_the_newest_event_and_l
     events = generated(600)
     before = reconnects("error")
     with JetstreamServer([line(event) for event in events], drop_every=50) as server:
-        with Running(url=server.url, rewind_seconds=0.05) as running:
+        with following(url=server.url, rewind_seconds=0.05) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert actual_state() == expected_state(events)
     assert len(server.requests) >= 12 and reconnects("error") - before >= 11
@@ -157,7 +112,7 @@ def test_a_silent_stream_is_noticed_and_reconnected():
     events = generated(200)
     before = reconnects("silent")
     with JetstreamServer([line(event) for event in events], silent_after=80) as server:
-        with Running(url=server.url, receive_timeout=0.5, rewind_seconds=0.05) as running:
+        with following(url=server.url, receive_timeout=0.5, rewind_seconds=0.05) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert actual_state() == expected_state(events)
     # Resumed from just before the newest event it had. How many reconnections follow depends on how long
@@ -172,7 +127,7 @@ def test_zstd_frames_with_a_dictionary_and_no_permessage_deflate():
     samples = [line(event) for event in generated(2000, seed=9)]
     dictionary = zstandard.train_dictionary(16_384, samples).as_bytes()
     with JetstreamServer([line(event) for event in events], zstd_dictionary=dictionary) as server:
-        with Running(url=server.url, zstd_dictionary=dictionary) as running:
+        with following(url=server.url, zstd_dictionary=dictionary) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert server.requests[0]["compress"] and server.requests[0]["extensions"] == ""
     assert actual_state() == expected_state(events)
@@ -183,7 +138,7 @@ def test_a_frame_that_does_not_decompress_is_rejected_and_the_stream_goes_on():
     dictionary = zstandard.train_dictionary(4096, [line(event) for event in generated(1000, seed=9)]).as_bytes()
     other = zstandard.train_dictionary(4096, [line(event) for event in generated(1000, seed=11)]).as_bytes()
     with JetstreamServer([line(event) for event in events], zstd_dictionary=other) as server:
-        with Running(url=server.url, zstd_dictionary=dictionary) as running:
+        with following(url=server.url, zstd_dictionary=dictionary) as running:
             wait_until(lambda: running.consumer.writer is not None and running.consumer.writer.events_written == 50)
     assert running.consumer.writer.rejects == {"undecodable_frame": 50}
     assert query("SELECT count() FROM firehose_rejects WHERE reason = 'undecodable_frame'") == [(50,)]
@@ -193,7 +148,7 @@ def test_with_redis_the_cursor_lives_in_redis(redis_url):
     events = story()
     assert isinstance(cursor_store(), RedisCursor)
     with JetstreamServer([line(event) for event in events]) as server:
-        with Running(url=server.url) as running:
+        with following(url=server.url) as running:
             wait_until(lambda: running.written_through(newest(events)))
     assert int(redis.Redis.from_url(redis_url).get("skyline:indexer:cursor:jetstream")) == newest(events)
     assert cursor_store().load() == newest(events)
@@ -237,12 +192,12 @@ def test_stopping_while_the_store_is_down_ends_promptly_and_keeps_the_cursor():
     query("RENAME TABLE likes TO likes_away")
     try:
         with JetstreamServer([line(event) for event in events]) as server:
-            running = Running(url=server.url)
-            running.__enter__()
+            running = following(url=server.url)
+            running.start()
             wait_until(lambda: (REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0) > errors
                        and server.sent == len(events))
             with pytest.raises(WriteFailed, match="rows to likes"):
-                running.__exit__(None, None, None)  # which fails if the consumer has not ended
+                running.stop()  # which fails if the consumer has not ended
     finally:
         query("RENAME TABLE likes_away TO likes")
     assert cursor_store().load() is None

@@ -4,53 +4,19 @@ what it holds and end by itself; the in-process path stays selectable."""
 
 import logging
 import signal
-import threading
 
 import pytest
-from django.db import connections
 from prometheus_client import REGISTRY
 
-from apps.indexer.consumer import Consumer
 from apps.indexer.cursor import cursor_store
 from apps.indexer.generator import EventGenerator
-from skyline.backoff import Backoff
+from tests.support.consumers import following, wait_until
 from tests.support.firehose_events import line, story
 from tests.support.firehose_tables import actual_state, expected_state
 from tests.support.jetstream import JetstreamServer
 from tests.support.stores import BOTH_STORES
-from tests.test_consume_live import wait_until
 
 pytestmark = pytest.mark.django_db(databases=BOTH_STORES, transaction=True)
-
-FAST = {"flush_seconds": 0.05, "backoff": Backoff(base=0.01, cap=0.05)}
-
-
-class InThread:
-    def __init__(self, **options):
-        self.consumer = Consumer(**{**FAST, **options})
-        self.error = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.consumer.run()
-        except Exception as exc:
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def written_through(self, time_us):
-        writer = self.consumer.writer
-        return writer is not None and (writer.written_time_us or 0) >= time_us
-
-    def stop(self):
-        self.consumer.stop()
-        self.thread.join(timeout=120)
-        assert not self.thread.is_alive()
-        if self.error:
-            raise self.error
-
 
 def newest(events):
     return max(event["time_us"] for event in events)
@@ -64,7 +30,7 @@ def test_a_killed_child_is_logged_and_a_new_one_resumes_with_nothing_lost(caplog
     events = list(EventGenerator(seed=4, accounts=200).events(300))
     before = errors()
     with JetstreamServer([line(event) for event in events], hold_after=100) as server:
-        running = InThread(url=server.url, rewind_seconds=0.05)
+        running = following(url=server.url, rewind_seconds=0.05).start()
         try:
             wait_until(lambda: running.written_through(newest(events[:100])))
             first = running.consumer.live_mapper
@@ -85,7 +51,7 @@ def test_a_killed_child_is_logged_and_a_new_one_resumes_with_nothing_lost(caplog
 def test_stopping_lets_the_child_send_what_it_holds_and_end_by_itself():
     events = story()
     with JetstreamServer([line(event) for event in events]) as server:
-        running = InThread(url=server.url, flush_seconds=3600, batch_size=1_000_000)  # it sends only at the end
+        running = following(url=server.url, flush_seconds=3600, batch_size=1_000_000).start()  # it sends only at the end
         # Connected: the child has read the first event (the server sends at once), and holds it.
         wait_until(lambda: running.consumer._connection["state"] == "connected")
         child = running.consumer.live_mapper
@@ -99,7 +65,7 @@ def test_stopping_lets_the_child_send_what_it_holds_and_end_by_itself():
 def test_the_in_process_path_stays_selectable():
     events = story()
     with JetstreamServer([line(event) for event in events]) as server:
-        running = InThread(url=server.url, map_in_child=False)
+        running = following(url=server.url, map_in_child=False).start()
         try:
             wait_until(lambda: running.written_through(newest(events)))
             assert running.consumer.live_mapper is None

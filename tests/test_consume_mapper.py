@@ -4,8 +4,6 @@ a batch of encoded rows the store partly refuses is still split, the good rows w
 
 import os
 import signal
-import threading
-import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,6 +13,7 @@ from apps.indexer.cursor import cursor_store
 from apps.indexer.mapper import MapperFailed
 from apps.indexer.rows import EncodedRows, RowBatch
 from apps.indexer.writer import Writer
+from tests.support.consumers import ConsumerThread, wait_until
 from tests.support.stores import BOTH_STORES, query
 from tests.support.firehose_events import ALICE, DAVE, T0, at, line, post_uri, story
 
@@ -25,32 +24,9 @@ LATER = T0 + 60_000_000
 BAD_LIKE = (DAVE, "3llike000009d", A_POST, ALICE, "app.bsky.feed.post", "3lpost000001a", "yesterday", 0, LATER)
 
 
-def wait_for(condition, what, timeout=60.0):
-    """Wait until `condition()` holds (a generous bound only turns a hang into a failure)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
-
-
-class ReplayInThread:
-    """A Consumer replaying the FIFO at `path`, run in a thread; `error` is what run() raised."""
-
-    def __init__(self, path):
-        self.consumer = Consumer(replay=str(path), batch_size=2)
-        self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.consumer.run()
-        except Exception as exc:
-            self.error = exc
-
-    def written(self):
-        writer = self.consumer.writer
-        return writer.events_written if writer is not None else 0
+def events_written(replaying):
+    writer = replaying.consumer.writer
+    return writer.events_written if writer is not None else 0
 
 
 @pytest.fixture
@@ -62,11 +38,11 @@ def fifo(tmp_path):
 
 def test_a_killed_mapping_process_fails_the_replay_loudly_after_writing_what_it_had_mapped(fifo):
     events = story()[:4]
-    replaying = ReplayInThread(fifo)
+    replaying = ConsumerThread(Consumer(replay=str(fifo), batch_size=2)).start()
     with open(fifo, "wb") as source:
         source.write(b"".join(line(event) for event in events))
         source.flush()
-        wait_for(lambda: replaying.written() == 4, "the first two batches to be written")
+        wait_until(lambda: events_written(replaying) == 4, timeout=60, what="the first two batches to be written")
         os.kill(replaying.consumer.mapper.pid, signal.SIGKILL)
         replaying.thread.join(60)
     assert not replaying.thread.is_alive()
@@ -82,11 +58,11 @@ def test_a_killed_mapping_process_fails_the_replay_loudly_after_writing_what_it_
 
 def test_stopping_a_replay_ends_the_mapping_process_and_returns_cleanly(fifo):
     events = story()[:2]
-    replaying = ReplayInThread(fifo)
+    replaying = ConsumerThread(Consumer(replay=str(fifo), batch_size=2)).start()
     with open(fifo, "wb") as source:
         source.write(b"".join(line(event) for event in events))
         source.flush()
-        wait_for(lambda: replaying.written() == 2, "the first batch to be written")
+        wait_until(lambda: events_written(replaying) == 2, timeout=60, what="the first batch to be written")
         replaying.consumer.stop()  # the recording is still open: only stop() can end the replay
         replaying.thread.join(60)
     assert not replaying.thread.is_alive()
