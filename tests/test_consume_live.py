@@ -185,6 +185,27 @@ def test_a_store_that_stays_down_fails_the_stop_and_keeps_the_cursor():
     assert cursor_store().load() is None
 
 
+def test_a_write_failing_long_before_the_stop_still_gets_its_attempts_after_it():
+    batch = RowBatch(1_000_000)
+    batch.add(line(like(BOB, "3llike000001b", T0, post_uri(ALICE, "3lpost000001a"))))
+    errors = lambda: REGISTRY.get_sample_value("skyline_indexer_write_errors_total") or 0  # noqa: E731
+    query("RENAME TABLE likes TO likes_away")
+    try:
+        writer = Writer(cursor_store(), retry_seconds=(0.01, 0.01), attempts_after_stop=3).start()
+        writer.submit(batch)
+        before = errors()
+        wait_until(lambda: errors() >= before + 5, what="five failed attempts")
+        at_stop = errors()
+        with pytest.raises(WriteFailed, match="rows to likes"):
+            writer.close()
+        # Three attempts end after the stop (one of them may have been under way when it came, and
+        # one more may have failed just before it): not the one that a count of all attempts allowed.
+        assert 3 <= errors() - at_stop <= 4
+    finally:
+        query("RENAME TABLE likes_away TO likes")
+    assert cursor_store().load() is None
+
+
 def test_stopping_while_the_store_is_down_ends_promptly_and_keeps_the_cursor():
     # A like first, so every batch fails however the stream is cut into batches.
     events = [like(BOB, "3llike000000b", T0, post_uri(ALICE, "3lpost000001a"))] + story()

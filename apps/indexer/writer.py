@@ -214,7 +214,7 @@ class Writer:
     def _retrying(self, action, args, what):
         """Run `action(*args)` until it works (True) or, once closing, until the attempts run out.
         A refusal of the content is raised at once: trying again cannot help."""
-        attempt = 0
+        attempt = after_stop = 0  # attempts failed, and of those the ones that ended once closing
         backoff = Backoff(*self._retry_seconds)
         while True:
             try:
@@ -227,9 +227,11 @@ class Writer:
                 metrics.WRITE_ERRORS.inc()
                 self.last_error = f"{what}: {exc}"
                 logger.error("firehose: %s (attempt %d)", self.last_error, attempt)
-                if self._closing.is_set() and attempt >= self._attempts_after_stop:
-                    self.failure = WriteFailed(f"{self.last_error}; the cursor stays at {self.written_time_us}")
-                    return False
+                if self._closing.is_set():
+                    after_stop += 1
+                    if after_stop >= self._attempts_after_stop:
+                        self.failure = WriteFailed(f"{self.last_error}; the cursor stays at {self.written_time_us}")
+                        return False
                 time.sleep(backoff.next_delay())
 
     def _account(self, batch):
