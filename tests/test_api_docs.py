@@ -32,3 +32,17 @@ def test_the_api_docs_are_for_staff_only(client):
     response = client.get("/api/admin/docs")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_search_api_docs_load_every_asset_from_this_server_too(client):
+    page = client.get("/api/search/docs")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert sorted(re.findall(r'(?:src|href)="([^"]+)"', html)) == [
+        "/static/ninja/favicon.png",
+        "/static/ninja/favicon.svg",
+        "/static/ninja/swagger-ui-bundle.js",
+        "/static/ninja/swagger-ui-init.js",
+        "/static/ninja/swagger-ui.css",
+    ]
+    assert "//cdn" not in html and '"validatorUrl": null' in html

@@ -10,7 +10,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from skyline.atproto import outbound
 
 
 class MembershipError(Exception):
@@ -23,6 +22,7 @@ _CLASS_NAME = re.compile(r": [A-Z][A-Za-z]*(Error|Exception)$")
 def _unreachable(exc):
     """Whether an identity failure came from the network (a server that could not be reached or
     did not answer in time), found in the exceptions it was raised from."""
+    from skyline.atproto import outbound  # httpx: loaded by the roles that call out, not by every command
     while exc is not None:
         if isinstance(exc, (outbound.Unreachable, OSError)):
             return True

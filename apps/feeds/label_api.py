@@ -18,13 +18,14 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
 from django.db.models import Q
 from django.http import JsonResponse
-from ninja import NinjaAPI, Swagger
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import APIKeyHeader
 
 from apps.accounts.models import APIKey, Label, MembershipError
 from apps.indexer.profiles import matching, profiles_of
 from apps.feeds.usage import feeds_with_users
+from skyline.api_docs import ServedSwagger
 from skyline.api_errors import ApiError, api_answer, api_error, validation_message
 from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
@@ -75,9 +76,7 @@ api = NinjaAPI(
     urls_namespace="label_api",
     auth=APIKeyAuth(),
     docs_url="/api/admin/docs",
-    # Swagger UI's assets come from this server ("ninja" is an installed app); no validator badge,
-    # which would be fetched from swagger.io.
-    docs=Swagger(settings={"validatorUrl": None}),
+    docs=ServedSwagger(),
     openapi_url="/api/admin/openapi.json",
     docs_decorator=staff_member_required,
     parser=JsonParser(),

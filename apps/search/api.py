@@ -16,6 +16,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel, Field
 
+from skyline.api_docs import ServedSwagger
 from skyline.api_errors import ApiError, api_answer, api_error, refused, validation_message
 from skyline.atproto import identity
 from skyline.bodies import JsonParser, http_error_message
@@ -30,6 +31,7 @@ api = NinjaAPI(
     version="1",
     urls_namespace="search_api",
     docs_url="/api/search/docs",
+    docs=ServedSwagger(),
     openapi_url="/api/search/openapi.json",
     parser=JsonParser(),
 )

@@ -12,7 +12,6 @@ document (a signature that does not verify) ask again with refresh=True.
 from django.conf import settings
 from django.core.cache import cache
 
-from skyline.atproto import outbound
 from skyline.atproto.syntax import is_handle
 from skyline.atproto.syntax import is_resolvable_did as is_did  # the DIDs this module resolves
 
@@ -41,6 +40,8 @@ class IdentityError(Exception):
 
 def _get(url, path, trusted=False, **kwargs):
     """The Answer of a small GET (a document, a DID); IdentityError when it cannot be had."""
+    from skyline.atproto import outbound  # httpx, loaded by the roles that resolve, not by every command
+
     try:
         with outbound.Client(url, trusted=trusted) as client:
             return client.request(
