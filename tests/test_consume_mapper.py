@@ -8,9 +8,10 @@ import signal
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.indexer.consumer import Consumer
+from apps.indexer.consumer import Consumer, replay_mappers
+from apps.indexer.generator import EventGenerator
 from apps.indexer.cursor import cursor_store
-from apps.indexer.mapper import MapperFailed
+from apps.indexer.mapper import MapperFailed, MapperProcess
 from apps.indexer.rows import EncodedRows, RowBatch
 from apps.indexer.writer import Writer
 from tests.support.consumers import ConsumerThread, wait_until
@@ -102,3 +103,57 @@ def test_encoded_rows_decode_to_the_rows_they_encode():
     assert EncodedRows.of(rows).decoded() == [
         (ALICE, "3lpost000001a", A_POST, at(T0).isoformat(), "text \u00e9 \"quoted\"", ["en"], 1, "", "", 0, T0)]
     assert len(EncodedRows.of(rows)) == 1
+
+
+def _mapped(path, processes, batch_size):
+    """What the mapping processes send, the dead letters' arrival times left out."""
+    mapper = MapperProcess(str(path), batch_size=batch_size, max_event_bytes=1_000_000, encode=True,
+                           processes=processes)
+    try:
+        return [(batch.events, batch.max_time_us, batch.counts, batch.rejects,
+                 {table: [row[1:] if table == "firehose_rejects" else row for row in rows.decoded()]
+                  for table, rows in batch.rows.items()}, position)
+                for batch, position in mapper.batches()]
+    finally:
+        mapper.close()
+
+
+@pytest.mark.parametrize("events", [1000, 1001, 999])
+def test_several_mapping_processes_give_the_batches_one_gives_in_the_recordings_order(tmp_path, events):
+    recording = tmp_path / "day.jsonl"
+    lines = list(EventGenerator(seed=3).lines(events))
+    lines[500] = b"{not json\n"  # a reject lands in the second process's batch
+    recording.write_bytes(b"".join(lines[:300]) + b"\n  \n" + b"".join(lines[300:]))  # a blank line is skipped
+    alone = _mapped(recording, 1, 100)
+    assert [batch[0] for batch in alone] == [100] * (events // 100) + ([events % 100] if events % 100 else [])
+    assert sum(batch[3].get("malformed_json", 0) for batch in alone) == 1
+    assert _mapped(recording, 2, 100) == alone
+    assert _mapped(recording, 3, 100) == alone
+
+
+def test_a_killed_one_of_several_mapping_processes_fails_the_replay_after_the_batches_before_it(tmp_path):
+    recording = tmp_path / "day.jsonl"
+    recording.write_bytes(b"".join(EventGenerator(seed=3).lines(20_000)))
+    mapper = MapperProcess(str(recording), batch_size=10, max_event_bytes=1_000_000, processes=2)
+    try:
+        batches = mapper.batches()
+        next(batches)  # both are running (and soon blocked on their full pipes)
+        os.kill(mapper.pids[1], signal.SIGKILL)
+        read = 10
+        with pytest.raises(MapperFailed, match=r"^the mapping process ended early \(killed by signal 9 \(SIGKILL\)\)$"):
+            for batch, _ in batches:
+                read += batch.events
+        assert read % 10 == 0 and read < 20_000
+    finally:
+        mapper.close()
+
+
+def test_a_replay_from_a_file_is_mapped_by_a_process_per_core_up_to_two(tmp_path, fifo, monkeypatch):
+    recording = tmp_path / "day.jsonl"
+    recording.write_bytes(b"".join(line(event) for event in story()))
+    monkeypatch.setattr("apps.indexer.consumer.os.cpu_count", lambda: 8)
+    assert replay_mappers(str(recording)) == 2
+    assert replay_mappers(str(fifo)) == 1  # a pipe is read once: by one process
+    assert replay_mappers("-") == 1
+    monkeypatch.setattr("apps.indexer.consumer.os.cpu_count", lambda: 1)
+    assert replay_mappers(str(recording)) == 1

@@ -11,16 +11,15 @@ with it: this process only writes the batches it sends, saves the cursor after t
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from contextlib import closing
 
-import websockets
 from django.conf import settings
 
 from apps.indexer import health, metrics
 from apps.indexer.cursor import cursor_store
-from apps.indexer.jetstream import JetstreamClient, SilentStream
 from apps.indexer.mapper import LiveMapperProcess, MapperFailed, MapperProcess
 from apps.indexer.replay import open_replay, replay_size
 from apps.indexer.rows import RowBatch, collection_matcher
@@ -35,6 +34,15 @@ REPORT_SECONDS = 5.0
 # A replay's batches when none is given: every insert costs the store a fixed 15-75 ms per table
 # (its views and index included), so a recording, which has no latency to keep, goes in bigger ones.
 REPLAY_BATCH_SIZE = 50_000
+
+
+def replay_mappers(path):
+    """How many processes map a replay: one per core, up to two (mapping is a replay's largest
+    cost, and the writer needs a core's share too), when the recording is a regular file each can
+    read; one for stdin or a pipe."""
+    if replay_size(path) is None:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def stream_name(collections):
@@ -218,7 +226,8 @@ class Consumer:
         while this process is still starting up; close_mapping() ends it should run() never come."""
         if self.replay and self.map_in_child and self.mapper is None:
             self.mapper = MapperProcess(self.replay, batch_size=self.batch_size, max_event_bytes=self.max_event_bytes,
-                                        collections=self.collections, encode=_store_takes_encoded_rows())
+                                        collections=self.collections, encode=_store_takes_encoded_rows(),
+                                        processes=replay_mappers(self.replay))
         return self
 
     def close_mapping(self):
@@ -275,6 +284,8 @@ class Consumer:
 
     def _follow(self, receive):
         """Connect, index with `receive(client, cursor)` until the connection ends, reconnect."""
+        from apps.indexer.jetstream import JetstreamClient  # websockets: loaded to follow, not to replay
+
         client = JetstreamClient(
             self.url, self.collections, zstd_dictionary=self.zstd_dictionary, receive_timeout=self.receive_timeout
         )
@@ -296,6 +307,10 @@ class Consumer:
 
     def _receive(self, client, cursor):
         """Index one connection's events until it ends; whether any arrived."""
+        import websockets
+
+        from apps.indexer.jetstream import SilentStream
+
         received = seen = connected = False
         size = self.batch_size
         stopping = self._stopping.is_set

@@ -85,46 +85,70 @@ def _exit_status(process):
 
 
 class MapperProcess:
-    """The child mapping the recording at `path` ("-": this process's stdin), read as batches."""
+    """The children mapping the recording at `path` ("-": this process's stdin), read as batches.
 
-    def __init__(self, path, *, batch_size, max_event_bytes, collections=(), encode=False):
-        arguments = [path, str(batch_size), str(max_event_bytes), "1" if encode else "0", *collections]
-        self._process = _spawn(arguments)
+    With `processes` > 1 (a regular file only: each child reads the whole recording) child k of n
+    maps batches k, k + n, k + 2n... and skips the lines of the others; the batches are read from
+    the children in turn, so they arrive in the recording's order, exactly as one child makes them.
+    """
+
+    def __init__(self, path, *, batch_size, max_event_bytes, collections=(), encode=False, processes=1):
+        self._processes = [
+            _spawn([path, str(batch_size), str(max_event_bytes), "1" if encode else "0", str(part), str(processes),
+                    *collections])
+            for part in range(processes)
+        ]
+        self._process = self._processes[0]
         self._stopping = False
 
     @property
     def pid(self):
         return self._process.pid
 
+    @property
+    def pids(self):
+        return [process.pid for process in self._processes]
+
     def batches(self):
-        """Yield (MappedBatch, bytes of the recording read) until the child has mapped it all;
-        raises MapperFailed when the child ends early (unless stop() asked it to)."""
-        output = self._process.stdout
+        """Yield (MappedBatch, bytes of the recording read) until the children have mapped it all;
+        raises MapperFailed when a child ends early (unless stop() asked them to)."""
+        turn = 0
         while True:
-            try:
-                kind, *frame = pickle.load(output)
-            except (EOFError, pickle.UnpicklingError, ValueError, OSError):
-                if self._stopping:
-                    return
-                raise MapperFailed(f"the mapping process ended early ({self._exit_status()})") from None
+            process = self._processes[turn % len(self._processes)]
+            turn += 1
+            kind, *frame = self._read(process)
+            if kind is None:
+                return
             if kind == _DONE:
+                # The batches ran out: every other child has none left either, and says so.
+                for other in self._processes:
+                    if other is not process and self._read(other)[0] not in (_DONE, None):
+                        raise MapperFailed("the mapping processes fell out of step")
                 return
             rows, events, max_time_us, counts, rejects, examples, position = frame
             yield MappedBatch(rows, events, max_time_us, counts, rejects, examples), position
 
+    def _read(self, process):
+        """The next frame of `process`; (None,) once it stopped as asked; MapperFailed if it died."""
+        try:
+            return pickle.load(process.stdout)
+        except (EOFError, pickle.UnpicklingError, ValueError, OSError):
+            if self._stopping:
+                return (None,)
+            raise MapperFailed(f"the mapping process ended early ({_exit_status(process)})") from None
+
     def stop(self):
-        """Ask the child to end now (thread-safe; batches() then returns)."""
+        """Ask the children to end now (thread-safe; batches() then returns)."""
         self._stopping = True
-        if self._process.poll() is None:
-            self._process.terminate()
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
 
     def close(self):
         self.stop()
-        self._process.stdout.close()
-        self._process.wait()
-
-    def _exit_status(self):
-        return _exit_status(self._process)
+        for process in self._processes:
+            process.stdout.close()
+            process.wait()
 
 
 class LiveMapperProcess:
@@ -241,24 +265,30 @@ def _send(output, batch, position, encode):
     pickle.dump((*_frame(batch, encode), position), output, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def main(path, batch_size, max_event_bytes, encode, *collections):
+def main(path, batch_size, max_event_bytes, encode, part, parts, *collections):
     from apps.indexer.replay import open_replay
     from apps.indexer.rows import RowBatch, collection_matcher
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     batch_size, max_event_bytes, encode = int(batch_size), int(max_event_bytes), encode == "1"
+    part, parts = int(part), int(parts)
     wanted = collection_matcher(collections) if collections else None
     output = sys.stdout.buffer
     with open_replay(path) as replay:
-        batch = RowBatch(max_event_bytes, wanted)
+        number, count = 0, 0  # the batch being read, and its events so far
+        batch = RowBatch(max_event_bytes, wanted) if part == 0 else None
         for line in replay.lines:
             if line.isspace():
                 continue
-            batch.add(line)
-            if batch.events >= batch_size:
-                _send(output, batch, replay.position(), encode)
-                batch = RowBatch(max_event_bytes, wanted)
-        if batch.events:
+            count += 1
+            if batch is not None:
+                batch.add(line)
+            if count == batch_size:
+                if batch is not None:
+                    _send(output, batch, replay.position(), encode)
+                number, count = number + 1, 0
+                batch = RowBatch(max_event_bytes, wanted) if number % parts == part else None
+        if batch is not None and batch.events:
             _send(output, batch, replay.position(), encode)
     pickle.dump((_DONE,), output, protocol=pickle.HIGHEST_PROTOCOL)
     output.flush()
