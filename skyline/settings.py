@@ -145,6 +145,12 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.seed_import",
 ]
+# The consumer's own process (`manage.py consume_firehose`) loads only the apps indexing uses: the
+# admin, the APIs, the feeds and Celery's beat models were a quarter of its start-up. (Its checks
+# and migration check then cover those apps; every other role, `serve` included, has them all.)
+INDEXING_ONLY = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] == ["consume_firehose"]
+if INDEXING_ONLY:
+    INSTALLED_APPS = ["skyline", "apps.indexer"]
 
 MIDDLEWARE = [
     "skyline.metrics.RequestMetricsMiddleware",

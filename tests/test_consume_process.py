@@ -121,3 +121,23 @@ def test_kill_9_during_a_live_run_and_a_restart_lose_nothing(tmp_path):
     assert second.returncode == 0
     assert server.requests[first_connections]["cursor"] == killed_at - 1_000_000  # the restart's first
     assert stored_state(env) == expected_state(events)
+
+
+def test_the_consumer_process_loads_only_what_indexing_uses(tmp_path):
+    """Its start-up is on every restart's path: no admin, APIs, feeds, Celery, HTTP client or
+    pydantic, and for a replay no websockets either (what `python -X importtime` lists)."""
+    env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path / "data"),
+           "DJANGO_SETTINGS_MODULE": "skyline.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--database", "clickhouse", "-v0"], cwd=ROOT, env=env,
+                   check=True, timeout=600)
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    finished = subprocess.run([sys.executable, "-X", "importtime", "manage.py", "consume_firehose", "--replay",
+                               str(empty)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == "indexed 0 events, rejected 0\n"
+    loaded = {line.rsplit("|", 1)[1].strip() for line in finished.stderr.splitlines() if line.startswith("import time:")}
+    assert "apps.indexer.consumer" in loaded and "chdb" in loaded
+    for heavy in ("django.contrib.admin", "apps.feeds", "apps.search", "apps.accounts", "celery", "ninja", "pydantic",
+                  "httpx", "websockets"):
+        assert not [name for name in loaded if name == heavy or name.startswith(heavy + ".")], heavy
