@@ -6,7 +6,8 @@ Two shapes are contracts. XRPC clients (`/xrpc/`, `/.well-known/`) read `{"error
 `{"error": "..."}` (`ApiError`, answered by `api_error`). A domain module raises a domain error
 (skyline/errors.py) and the API answers it with the status `STATUS_OF` its kind. A store that is down
 is the one 503 of skyline/health.py; anything else unexpected is logged here and answered with a
-500 in the path's shape, never taken for an outage.
+500 in the path's shape, never taken for an outage. A query with more fields than Django reads
+(DATA_UPLOAD_MAX_NUMBER_FIELDS) is the client's: a 400 in the path's shape, not logged as an error.
 
 Django answers an unknown path with an HTML page and django-ninja a wrong method with a text 405;
 a client of an API parses JSON, so those are answered in the API's shape too (an unknown XRPC method
@@ -15,6 +16,8 @@ is XRPC's 501 MethodNotImplemented). Pages outside the APIs (the admin, `/`) kee
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.http import JsonResponse
 
 from skyline.errors import Kind
@@ -103,10 +106,16 @@ def validation_message(errors):
     return "; ".join(problems)
 
 
-def unexpected_error(request, exception):
-    """The logged 500 for an error nothing else answered, in the shape of the API the path is in."""
+def view_error(request, exception):
+    """The answer to an error a view raised that nothing else answered, in the shape of the API the
+    path is in: a 400 for a query or form with more fields than Django reads (the client's doing),
+    else the logged 500."""
+    xrpc = request.path_info.startswith(XRPC_PREFIXES)
+    if isinstance(exception, TooManyFieldsSent):
+        message = f"too many parameters; at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} are accepted"
+        return xrpc_answer(400, "InvalidRequest", message) if xrpc else api_answer(400, message)
     log.error("unexpected error during %s %s", request.method, request.path, exc_info=exception)
-    if request.path_info.startswith(XRPC_PREFIXES):
+    if xrpc:
         return xrpc_answer(500, "InternalServerError", UNEXPECTED)
     return api_answer(500, UNEXPECTED)
 
@@ -135,9 +144,10 @@ def _answer(request, response):
 
 
 class JsonApiErrorsMiddleware:
-    """Turn the framework's own 404 and 405 pages on API paths into the API's JSON error, and an
-    unexpected error on an API path into a logged JSON 500 (a store error is left to
-    skyline/health.py's StoreUnavailableMiddleware, which answers the one 503)."""
+    """Turn the framework's own 404 and 405 pages on API paths into the API's JSON error, a query
+    with too many fields into a JSON 400, and an unexpected error on an API path into a logged JSON
+    500 (a store error is left to skyline/health.py's StoreUnavailableMiddleware, which answers the
+    one 503)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -152,4 +162,4 @@ class JsonApiErrorsMiddleware:
         path = request.path_info
         if isinstance(exception, STORE_ERRORS) or not (path.startswith(API_PREFIXES) or path in API_PATHS):
             return None
-        return unexpected_error(request, exception)
+        return view_error(request, exception)

@@ -10,10 +10,11 @@ Two ways in, with the same answers:
   middleware stack, the handler and gunicorn's socket writes as most of a feed request's time. It
   still checks the Host against ALLOWED_HOSTS, adds the security middleware's headers, counts the
   request in the request metrics, has database connections recycled as Django's request signals
-  do, turns a store error into the 503 of skyline/health.py and any other error into the logged
-  500 of skyline/api_errors.py. Anything it would answer differently from Django (another method,
-  a Host that is not allowed, an HTTPS redirect) goes to Django unchanged, and so does everything
-  when tracing is on, so that the instrumentation's middleware makes the request's span.
+  do, turns a store error into the 503 of skyline/health.py and any other error into the answer
+  of skyline/api_errors.py (a 400 for a query with too many fields, else the logged 500).
+  Anything it would answer differently from Django (another method, a Host that is not allowed,
+  an HTTPS redirect) goes to Django unchanged, and so does everything when tracing is on, so that
+  the instrumentation's middleware makes the request's span.
   Without an https redirect or HSTS (the embedded default), getFeedSkeleton is answered without a
   Django request or response at all (HotPathApplication._lean, the view's `answer`): the
   query string is parsed as QueryDict would, an allowed Host is remembered, the security headers
@@ -50,7 +51,7 @@ from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 from gunicorn.http.wsgi import Response as GunicornResponse
 
-from skyline.api_errors import unexpected_error
+from skyline.api_errors import view_error
 from skyline.health import STORE_ERRORS, store_unavailable
 from skyline.metrics import LATENCY, REQUESTS
 
@@ -68,10 +69,8 @@ class HotPathMiddleware:
         match = request.resolver_match = resolve(request.path_info)
         try:
             return match.func(request, *match.args, **match.kwargs)
-        except STORE_ERRORS as exc:
-            return store_unavailable(request, exc)
         except Exception as exc:  # what the middleware's process_exception would see on the usual way
-            return unexpected_error(request, exc)
+            return _failure(request, exc)
 
 
 class HotPathApplication:
@@ -177,10 +176,11 @@ def _freeze_what_is_loaded():
 
 
 def _failure(request, exc):
-    """The answer to a view that raised `exc`: the 503 of a store error, else the logged 500."""
+    """The answer to a view that raised `exc`: the 503 of a store error, the 400 of a query with too
+    many fields, else the logged 500."""
     if isinstance(exc, STORE_ERRORS):
         return store_unavailable(request, exc)
-    return unexpected_error(request, exc)
+    return view_error(request, exc)
 
 
 def _host_allowed(request):
@@ -233,7 +233,7 @@ def _security_headers(security):
 
 def _query_parameters(environ):
     """{name: last value} of the query string, decoded as Django's QueryDict does; None when it has
-    more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (Django answers that)."""
+    more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (the Django request's TooManyFieldsSent, a 400)."""
     query = environ.get("QUERY_STRING", "")
     if not query.isascii():
         raw = query.encode("iso-8859-1")  # how WSGI servers hand over the bytes

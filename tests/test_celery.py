@@ -11,8 +11,10 @@ import pytest
 from celery import Celery
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from apps.search import stats
 from skyline.schedule import DEFAULT_SCHEDULE, install_default_schedule
@@ -156,3 +158,57 @@ def test_the_in_process_scheduler_runs_what_is_due_from_the_same_rows():
     refreshed = PeriodicTask.objects.get(name="Refresh site statistics").last_run_at
     assert refreshed > now - datetime.timedelta(seconds=1)
     cache.clear()
+
+
+@pytest.mark.django_db(databases=BOTH_STORES)
+def test_a_tick_reads_the_schedule_again_only_after_it_changed():
+    install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule)
+    PeriodicTask.objects.update(last_run_at=timezone.now())  # nothing due: no task is started
+    scheduler = InProcessScheduler()
+    assert scheduler.tick() == []
+
+    def queries_of_a_tick():
+        with CaptureQueriesContext(connection) as queries:
+            assert scheduler.tick() == []
+        return [query["sql"] for query in queries]
+
+    unchanged = queries_of_a_tick()
+    assert len(unchanged) == 1 and "django_celery_beat_periodictasks" in unchanged[0]  # the change marker
+    task = PeriodicTask.objects.get(name="Run repo clean-up jobs")
+    task.description = "edited in the admin"
+    task.save()
+    assert any('FROM "django_celery_beat_periodictask"' in sql for sql in queries_of_a_tick())
+    assert len(queries_of_a_tick()) == 1
+
+
+@pytest.mark.django_db(databases=BOTH_STORES)
+def test_the_in_process_scheduler_follows_an_edit_and_counts_each_run_once():
+    install_default_schedule(PeriodicTask, IntervalSchedule, CrontabSchedule)
+    now = timezone.now()
+    PeriodicTask.objects.update(last_run_at=now)
+    long_ago = now - datetime.timedelta(hours=1)
+    PeriodicTask.objects.filter(name="Refresh site statistics").update(last_run_at=long_ago)
+    PeriodicTask.objects.filter(name="Run repo clean-up jobs").update(enabled=False, last_run_at=long_ago)
+
+    def runs(name):
+        return PeriodicTask.objects.get(name=name).total_run_count
+
+    scheduler = InProcessScheduler(tick_seconds=0.05)
+    scheduler.start()
+    try:
+        _wait_for(lambda: runs("Refresh site statistics") == 1, 20, "the stats refresh")
+        task = PeriodicTask.objects.get(name="Run repo clean-up jobs")  # as the admin enables it
+        task.enabled = True
+        task.last_run_at = long_ago
+        task.save()
+        edited = PeriodicTasks.last_change()
+        _wait_for(lambda: runs("Run repo clean-up jobs") == 1, 20, "the clean-up run after the edit")
+    finally:
+        scheduler.stop()
+
+    assert PeriodicTasks.last_change() == edited  # recording a run is no change of the schedule
+
+    ran = ("Refresh site statistics", "Run repo clean-up jobs")
+    assert dict(PeriodicTask.objects.values_list("name", "total_run_count")) == {
+        name: int(name in ran) for name, _, _ in DEFAULT_SCHEDULE
+    }

@@ -1,8 +1,12 @@
 """Browsers on other origins reach the public endpoints only from allowed origins; API paths answer
-unknown paths and wrong methods in their API's JSON error shape."""
+unknown paths, wrong methods and queries with too many fields in their API's JSON error shape."""
+
+import logging
 
 import pytest
+from django.conf import settings
 
+from apps.accounts.models import APIKey, Label
 from tests.support.stores import BOTH_STORES
 
 pytestmark = [pytest.mark.django_db(databases=BOTH_STORES), pytest.mark.usefixtures("fresh_cache")]
@@ -109,3 +113,20 @@ def test_wrong_methods_are_json_405s_in_each_apis_shape(client):
         assert (response.status_code, response.json()) == (
             405, {"error": f"method {method.upper()} not allowed; use {allowed}"}), path
         assert response["Allow"] == allowed
+
+
+TOO_MANY_FIELDS = "too many parameters; at most 1000 are accepted"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/search/posts?q=cat", "/list/members?uri=x", "/redir?url=x", "/repo/cleanup?job_id=1",
+    "/api/admin/feed_members?feedName=mpls", "/xrpc/app.bsky.feed.getFeedSkeleton?feed=x",
+])
+def test_a_query_with_too_many_fields_is_a_400_in_each_apis_shape_and_logs_no_error(client, caplog, path):
+    key = APIKey.objects.create_key("admins", label=Label.objects.create(name="mpls"))[1]
+    query = "&a=1" * settings.DATA_UPLOAD_MAX_NUMBER_FIELDS  # one more field than Django reads
+    response = client.get(path + query, headers={"X-API-Key": key})
+    expected = ({"error": "InvalidRequest", "message": TOO_MANY_FIELDS} if path.startswith("/xrpc/")
+                else {"error": TOO_MANY_FIELDS})
+    assert (response.status_code, response.json()) == (400, expected)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

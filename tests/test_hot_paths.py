@@ -1,6 +1,8 @@
 """getFeedSkeleton's short way past the middleware: still counted, still guarded, still a 503 when a
 store is down; and answered without sessions or cookies."""
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -189,6 +191,18 @@ def test_the_query_string_is_read_as_django_reads_it(client, default_feeds, wsgi
         expected = client.get(path)
         status, _, body = wsgi(path)
         assert (status, body) == (expected.status_code, expected.content), query
+
+
+def test_a_query_with_too_many_fields_is_a_400_on_both_ways_in(client, default_feeds, wsgi, caplog):
+    path = feed_path("whats-hot") + "&a=1" * settings.DATA_UPLOAD_MAX_NUMBER_FIELDS  # one field too many
+    refused = counted("400")
+    expected = {"error": "InvalidRequest", "message": "too many parameters; at most 1000 are accepted"}
+    response = client.get(path)
+    assert (response.status_code, response.json()) == (400, expected)
+    status, headers, body = wsgi(path)
+    assert (status, json.loads(body), headers["X-Content-Type-Options"]) == (400, expected, "nosniff")
+    assert counted("400") == refused + 2
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 EXIT_AFTER_SERVING = """
