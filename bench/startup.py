@@ -1,12 +1,13 @@
-"""Start-up time of `manage.py consume_firehose --replay` against a bare interpreter and bare Django.
+"""Start-up time of `manage.py consume_firehose --replay` against a bare interpreter and its floor.
 
     .venv/bin/python bench/startup.py [--root CHECKOUT ...] [--runs 7]
 
 Each checkout (`--root`, this one by default; give several to compare commits) gets a fresh
 migrated data directory and an empty recording, so the command does nothing but start and stop.
-The runs alternate between the checkouts and the baselines (`python -c pass`, and
-`import django; django.setup()` of this checkout's settings), so the machine's load falls on all of
-them alike. Prints medians and the command's start-up as a multiple of each baseline.
+The runs alternate between the checkouts and the baselines, so the machine's load falls on all of
+them alike: `python -c pass`, and the floor of any command on the embedded store, FLOOR below (bare
+Django set up, a management command's module loaded, and chDB's engine started on the same data
+directory with one query). Prints medians and the command's start-up as a multiple of each.
 """
 
 import argparse
@@ -20,6 +21,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FLOOR = """
+import os, sys
+import django
+from django.conf import settings
+settings.configure()
+django.setup()
+from django.core.management import BaseCommand
+sys.modules["pyarrow"] = None  # as Skyline's driver loads chDB: without its optional pyarrow
+import chdb
+chdb.connect(sys.argv[1]).query("SELECT 1")
+os._exit(0)  # as the command ends
+"""
 
 
 def timed(command, **options):
@@ -52,8 +65,7 @@ def main():
         bare, setup, commands = [], [], {root: [] for root, _, _ in checkouts}
         for _ in range(args.runs):
             bare.append(timed([sys.executable, "-c", "pass"]))
-            setup.append(timed([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT,
-                               env={**checkouts[-1][2], "DJANGO_SETTINGS_MODULE": "skyline.settings"}))
+            setup.append(timed([sys.executable, "-c", FLOOR, str(work / "data0" / "clickhouse")], cwd=ROOT))
             for root, python, env in checkouts:
                 commands[root].append(timed([python, "manage.py", "consume_firehose", "--replay", str(empty)],
                                             cwd=root, env=env))
@@ -62,7 +74,7 @@ def main():
 
     bare_median, setup_median = statistics.median(bare), statistics.median(setup)
     print(f"start-up: `manage.py consume_firehose --replay` of an empty recording, medians of {args.runs} runs")
-    print("| checkout | start-up | `python -c pass` | ratio to it | `django.setup()` | ratio to it |")
+    print("| checkout | start-up | `python -c pass` | ratio to it | floor (Django + chDB engine) | ratio to it |")
     print("|---|---|---|---|---|---|")
     for root, times in commands.items():
         median = statistics.median(times)

@@ -246,3 +246,35 @@ def test_wanted_collections_take_nsids_and_whole_segment_prefixes():
                                 "app.bsky.graphx.a")] == [True, True, False, False]
     assert [is_collection_pattern(p) for p in ("app.bsky.feed.post", "app.bsky.*", "app.bsky.graph.fo*", "post",
                                                "*")] == [True, True, False, False, False]
+
+
+PLC = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+
+
+@pytest.mark.parametrize("uri", [
+    f"at://{PLC}/app.bsky.feed.post/3jzfcijpj2z2a", "at://did:web:example.com/com.example.fooBar/self",
+    "at://did:plc:" + "a" * 2040 + "/app.bsky.feed.post/a", "at://did:plc:" + "a" * 2041 + "/app.bsky.feed.post/a",
+    f"at://{PLC}", f"at://{PLC}/app.bsky.feed.post", f"at://{PLC}/app.bsky.feed.post/", f"at://{PLC}/app.bsky/a",
+    "at://alice.test/app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.post/..", f"at://{PLC}/app.bsky.feed.post/a/b",
+    f"at://{PLC}/app.bsky.feed.post/a?x=1", f"at://{PLC}/app.bsky.feed.post/a#frag", f"https://{PLC}/app.bsky.feed.post/a",
+    f"at://{PLC}:/app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.post/" + "a" * 513, f"AT://{PLC}/app.bsky.feed.post/a",
+    f"at://{PLC}/app.bsky.feed.post/a\n", f"at://{PLC}\n/app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.post\n/a",
+    f"at://{PLC}/-app.bsky.feed.post/a", f"at://{PLC}/app.bsky.feed.7post/a",
+])
+def test_the_mapping_reads_record_uris_exactly_as_the_syntax_module_does(uri):
+    from skyline.atproto import syntax
+
+    expected = syntax.parse_record_uri(uri)
+    assert rows.record_uri_parts(uri) == expected
+    assert rows.record_uri_parts(uri) == expected  # again, now that its valid parts are remembered
+
+
+def test_remembered_verdicts_are_bounded_and_never_remember_an_invalid_string(monkeypatch):
+    checker = rows._Remembered(rows._DID, limit=3)
+    assert not checker("did:plc:") and not checker("did:plc:") and checker.valid == set()
+    long_did = "did:web:" + "a" * 100
+    assert checker(long_did) and checker.valid == set()  # too long to be worth keeping: checked each time
+    for number in range(3):
+        assert checker(f"did:plc:{number}")
+    assert checker.valid == {"did:plc:0", "did:plc:1", "did:plc:2"}
+    assert checker("did:plc:3") and checker.valid == {"did:plc:3"}  # full: forgotten all at once

@@ -209,8 +209,9 @@ def record_uri_parts(uri):
 
 
 class _Remembered:
-    """A regex's verdicts on strings that recur (DIDs, NSIDs), remembered up to `limit` strings,
-    then forgotten all at once (bounded memory, whatever the stream holds)."""
+    """A regex's verdicts on strings that recur (DIDs, NSIDs): the valid ones of up to
+    REMEMBERED_LENGTH characters, up to `limit` of them, then forgotten all at once (a few MB at
+    most, whatever the stream holds)."""
 
     __slots__ = ("pattern", "limit", "valid")
 
@@ -225,10 +226,14 @@ class _Remembered:
             return True
         if self.pattern.fullmatch(text) is None:
             return False
-        if len(valid) >= self.limit:
-            valid.clear()
-        valid.add(text)
+        if len(text) <= REMEMBERED_LENGTH:
+            if len(valid) >= self.limit:
+                valid.clear()
+            valid.add(text)
         return True
+
+
+REMEMBERED_LENGTH = 64  # a did:plc is 32 characters; longer (rare) strings are checked every time
 
 
 is_did = _Remembered(_DID, 100_000)
