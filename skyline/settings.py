@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from skyline.db.cluster import CLUSTER_NAME
 from skyline.env import Environment, clickhouse_server, local_endpoint, origin, service_did
+from skyline.logs import CLIENT_FAULT_LOGGERS, client_fault_as_warning
 
 env = Environment(os.environ)
 
@@ -302,7 +303,13 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    # What anonymous clients cause (a Host not allowed, too many fields, an unknown XRPC method...) is
+    # one WARNING line without a traceback, not an ERROR (skyline/logs.py).
+    "filters": {
+        "client_faults": {"()": "django.utils.log.CallbackFilter", "callback": client_fault_as_warning},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "loggers": {name: {"filters": ["client_faults"]} for name in CLIENT_FAULT_LOGGERS},
     "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "INFO"},
 }
 

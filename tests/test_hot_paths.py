@@ -119,6 +119,20 @@ def test_the_wsgi_application_leaves_other_methods_and_hosts_to_django(default_f
     assert wsgi(feed_path("whats-hot"), HTTP_HOST="skyline.attacker.example")[0] == 400
 
 
+def test_a_host_that_is_not_allowed_is_one_warning_on_both_ways_in(client, default_feeds, wsgi, caplog):
+    message = ("Invalid HTTP_HOST header: 'skyline.attacker.example'. "
+               "You may need to add 'skyline.attacker.example' to ALLOWED_HOSTS.")
+    expected = client.get(feed_path("whats-hot"), HTTP_HOST="skyline.attacker.example")
+    status, headers, body = wsgi(feed_path("whats-hot"), HTTP_HOST="skyline.attacker.example")
+    assert (status, body) == (expected.status_code, expected.content)
+    assert (status, headers["Content-Type"]) == (400, "text/html; charset=utf-8")
+    assert b"<title>Bad Request (400)</title>" in body
+    records = [(record.name, record.levelno, record.getMessage(), record.exc_info)
+               for record in caplog.records]
+    assert records == [("django.security.DisallowedHost", logging.WARNING, message, None)] * 2  # one a way in
+    assert "Traceback" not in caplog.text
+
+
 def test_the_wsgi_application_answers_503_when_a_store_is_down(default_feeds, wsgi, clickhouse_down):
     status, headers, body = wsgi(feed_path("whats-hot"))
     assert (status, headers["Retry-After"], headers["X-Content-Type-Options"]) == (503, "5", "nosniff")
