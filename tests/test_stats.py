@@ -195,3 +195,14 @@ def test_an_empty_index_gives_zeros_not_an_error(client):
         "total_likes": 0,
         "daily_data": [],
     }
+
+
+def test_a_like_undone_within_one_batch_leaves_its_day_as_it_was():
+    """Both versions reach the daily view: +1 and -1, not a lone -1 for a like the day never counted."""
+    like(ALICE, DAY2)
+    rkey = key_at(DAY2)
+    created = (CAROL, rkey, f"at://{ERIN}/app.bsky.feed.post/3kabc", ERIN, "app.bsky.feed.post", "3kabc", DAY2, 0,
+               next(_time_us))
+    undone = (CAROL, rkey, "", "", "", "", LATER, 1, next(_time_us))
+    insert("likes", COLUMNS["likes"], [created, undone])  # one batch, as the writer sends it
+    assert stats.daily_stats(3)[1] == day(DAY2.date(), num_likes=1, num_likers=2)
