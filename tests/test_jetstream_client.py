@@ -4,6 +4,8 @@ refused handshake, an oversized message, a clean or abrupt close, a quiet or sil
 client that leaves."""
 
 import socket
+import ssl
+import subprocess
 import threading
 from contextlib import closing, contextmanager
 from http import HTTPStatus
@@ -19,13 +21,15 @@ from tests.support.stores import BOTH_STORES
 
 
 @contextmanager
-def serving(handler, process_request=None):
+def serving(handler, process_request=None, tls=None):
     """A websocket server on loopback running `handler(connection)` for each connection; its URL."""
-    server = serve(handler, "127.0.0.1", 0, process_request=process_request, max_size=None, compression="deflate")
+    server = serve(handler, "127.0.0.1", 0, process_request=process_request, max_size=None, compression="deflate",
+                   ssl=tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/subscribe"
+        port = server.socket.getsockname()[1]
+        yield f"wss://localhost:{port}/subscribe" if tls else f"ws://127.0.0.1:{port}/subscribe"
     finally:
         server.shutdown()
         thread.join(timeout=5)
@@ -92,10 +96,10 @@ def test_quiet_ticks_come_while_the_server_only_pings_and_silence_is_noticed():
             pass
 
     with serving(handler) as url:
-        client = JetstreamClient(url, receive_timeout=1.0)
+        client = JetstreamClient(url, receive_timeout=2.0)
         with closing(client.events(tick=0.2)) as events:
             ticks = 0
-            with pytest.raises(SilentStream, match="no event for 1 s"):
+            with pytest.raises(SilentStream, match="no event for 2 s"):
                 for item in events:
                     assert item is None
                     ticks += 1
@@ -188,3 +192,59 @@ def test_closing_the_events_closes_the_connection_cleanly():
         events.close()
         wait_until(lambda: close_codes, timeout=30)
     assert close_codes == [1000]
+
+
+def tls_certificate(directory):
+    """A self-signed certificate for localhost: (the server's TLS context, the certificate's path)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    return tls, str(cert)
+
+
+def trust(monkeypatch, cert):
+    trusting = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda: trusting(cafile=cert))
+
+
+def test_a_wss_url_is_read_over_tls_checked_against_the_trusted_certificates(tmp_path, monkeypatch):
+    tls, cert = tls_certificate(tmp_path)
+
+    def handler(connection):
+        connection.send("over tls")
+        idle(connection)
+
+    with serving(handler, tls=tls) as url:
+        with pytest.raises(ssl.SSLCertVerificationError):  # an OSError: a connection failure
+            next(JetstreamClient(url).events())
+        trust(monkeypatch, cert)
+        with closing(JetstreamClient(url).events()) as events:
+            assert messages(events, 1) == [b"over tls"]
+
+
+def test_a_backlog_is_read_without_pausing_even_one_small_tls_record_at_a_time(tmp_path, monkeypatch):
+    """The pause that lets a trickle gather must not throttle a backlog (a reconnect catching up)."""
+    monkeypatch.setattr(jetstream, "GATHER_SECONDS", 3600)
+    tls, cert = tls_certificate(tmp_path)
+    trust(monkeypatch, cert)
+    backlog = [f"event {number}".encode() for number in range(200)]
+    sent = threading.Event()
+
+    def handler(connection):
+        connection.send("first")
+        for message in backlog:  # one TLS record each
+            connection.send(message.decode())
+        sent.set()
+        idle(connection)
+
+    received = []
+    with serving(handler, tls=tls) as url, closing(JetstreamClient(url).events()) as events:
+        assert messages(events, 1) == [b"first"]
+        assert sent.wait(timeout=30)
+        reader = threading.Thread(target=lambda: received.extend(messages(events, len(backlog))), daemon=True)
+        reader.start()
+        reader.join(timeout=60)  # only bounds a pause of an hour
+        assert received == backlog

@@ -6,6 +6,7 @@ with a dictionary, which must not be combined with deflate) and the receive time
 a stream gone silent (Jetstream hosts have been seen to stop sending without closing).
 """
 
+import select
 import socket
 import ssl
 import time
@@ -25,7 +26,7 @@ USER_AGENT = "skyline-indexer (+https://github.com/bluesky-social/jetstream)"
 # from the cursor would meet the same event again.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RECEIVE_BYTES = 65536  # one socket read
-GATHER_SECONDS = 0.02  # the pause between two short reads
+GATHER_SECONDS = 0.02  # the pause when a read has taken all there was
 CLOSE_TIMEOUT = 2.0  # how long closing waits for the server to hang up
 
 
@@ -98,21 +99,23 @@ class JetstreamClient:
             request.headers["User-Agent"] = USER_AGENT
             protocol.send_request(request)
             events = []
-            while protocol.state is CONNECTING and protocol.handshake_exc is None:
-                try:
+            try:
+                sock.settimeout(_remaining(deadline))
+                _send(sock, protocol)
+                while protocol.state is CONNECTING and protocol.handshake_exc is None:
                     sock.settimeout(_remaining(deadline))
-                    _send(sock, protocol)
                     data = sock.recv(RECEIVE_BYTES)
-                except TimeoutError:
-                    raise TimeoutError("timed out while waiting for handshake response") from None
-                except OSError as exc:  # reset mid-handshake: no valid answer
-                    protocol.receive_eof()
-                    raise protocol.handshake_exc from exc
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                events += protocol.events_received()
+                    if data:
+                        protocol.receive_data(data)
+                    else:
+                        protocol.receive_eof()
+                    events += protocol.events_received()
+                    _send(sock, protocol)  # a pong for a ping that came with the response
+            except TimeoutError:
+                raise TimeoutError("timed out while waiting for handshake response") from None
+            except OSError as exc:  # reset: no valid answer (or, once open, a connection lost)
+                protocol.receive_eof()
+                raise (protocol.handshake_exc or protocol.close_exc) from exc
             if protocol.handshake_exc is not None:
                 raise protocol.handshake_exc
         except BaseException:
@@ -126,6 +129,8 @@ class JetstreamClient:
         next_tick = last_message + tick
         receive_timeout = self.receive_timeout
         data = b""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
         while True:
             for frame in frames:
                 opcode = frame.opcode
@@ -149,7 +154,7 @@ class JetstreamClient:
                 if isinstance(exc, websockets.ConnectionClosedOK):
                     return
                 raise exc
-            if 0 < len(data) < RECEIVE_BYTES:
+            if data and not _waiting(sock, poller):
                 # A live stream trickles in an event at a time: waking up for each costs far more
                 # than handling it, so let a few gather (the consumer batches for seconds anyway).
                 time.sleep(GATHER_SECONDS)
@@ -198,6 +203,11 @@ def _remaining(deadline):
     if left <= 0:
         raise TimeoutError("timed out")
     return left
+
+
+def _waiting(sock, poller):
+    """Whether more can be read at once: decrypted already, or in the kernel's buffer."""
+    return (isinstance(sock, ssl.SSLSocket) and sock.pending() > 0) or bool(poller.poll(0))
 
 
 def _send(sock, protocol):
