@@ -104,11 +104,7 @@ class JetstreamClient:
                 _send(sock, protocol)
                 while protocol.state is CONNECTING and protocol.handshake_exc is None:
                     sock.settimeout(_remaining(deadline))
-                    data = sock.recv(RECEIVE_BYTES)
-                    if data:
-                        protocol.receive_data(data)
-                    else:
-                        protocol.receive_eof()
+                    _read(sock, protocol)
                     events += protocol.events_received()
                     _send(sock, protocol)  # a pong for a ping that came with the response
             except TimeoutError:
@@ -168,17 +164,13 @@ class JetstreamClient:
                 continue
             try:
                 sock.settimeout(min(next_tick, last_message + receive_timeout) - now)
-                data = sock.recv(RECEIVE_BYTES)
+                data = _read(sock, protocol)
             except TimeoutError:
                 data, frames = b"", ()
                 continue
             except OSError as exc:  # reset: a connection lost, as the threaded client said
                 protocol.receive_eof()
                 raise protocol.close_exc from exc
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
             frames = protocol.events_received()
             try:
                 _send(sock, protocol)  # pongs, the echo of a close
@@ -205,6 +197,17 @@ def _remaining(deadline):
     return left
 
 
+def _read(sock, protocol):
+    """One read of the socket fed to the protocol (an empty read is the server's end of the
+    stream); the bytes read."""
+    data = sock.recv(RECEIVE_BYTES)
+    if data:
+        protocol.receive_data(data)
+    else:
+        protocol.receive_eof()
+    return data
+
+
 def _waiting(sock, poller):
     """Whether more can be read at once: decrypted already, or in the kernel's buffer."""
     return (isinstance(sock, ssl.SSLSocket) and sock.pending() > 0) or bool(poller.poll(0))
@@ -229,11 +232,7 @@ def _await_eof(sock, protocol):
     try:
         while protocol.state is not CLOSED:
             sock.settimeout(_remaining(deadline))
-            data = sock.recv(RECEIVE_BYTES)
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
+            _read(sock, protocol)
             _send(sock, protocol)
     except OSError:
         protocol.receive_eof()
