@@ -34,7 +34,7 @@ fuzz: setup
 # The suite on PostgreSQL and Redis servers it starts on loopback (Debian's postgresql and redis-server).
 .PHONY: test-services
 test-services: setup
-	$(BIN)/python tests/services.py $(PYTEST_ARGS)
+	$(BIN)/python tests/services.py -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py

@@ -2,8 +2,24 @@
 
 import os
 import tempfile
+import urllib.parse
 
 os.environ["SKYLINE_DATA_DIR"] = tempfile.mkdtemp(prefix="skyline-test-")
+
+
+def _redis_database_per_worker(url, worker):
+    """With REDIS_URL (`make test-services`) and pytest-xdist, each worker (gw0, gw1, ...) uses its own
+    Redis database, as each has its own PostgreSQL test database: tests empty Redis before they run.
+    The processes a test starts inherit the environment, so they use the same database."""
+    if not url or not worker.startswith("gw"):
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{1 + int(worker[2:])}"))
+
+
+if os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = _redis_database_per_worker(os.environ["REDIS_URL"],
+                                                         os.environ.get("PYTEST_XDIST_WORKER", ""))
 
 from skyline.settings import *  # noqa: E402,F403
 
