@@ -209,3 +209,26 @@ def test_a_second_process_on_the_same_data_directory_gets_one_clear_line():
         "chDB lets only one process open it. Stop that process, or run everything in it with "
         "`manage.py serve`, or set CLICKHOUSE_URL to use a ClickHouse server.\n"
     )
+
+
+LOAD_AND_ASK_THE_VERSION = """
+import sys
+from skyline.db.chdb import driver
+chdb = driver._import_chdb()
+print(chdb.engine_version)
+session = driver._open(sys.argv[1])
+print(session.query("SELECT version()", "CSV").bytes().decode().strip() == f'"{chdb.engine_version}"')
+print(chdb._chdb.connect.__module__)
+"""
+
+
+def test_chdb_loads_without_a_throwaway_engine_and_still_knows_its_version(tmp_path):
+    # chdb's package starts and stops an in-memory engine to read its version (a tenth of a second of
+    # every start-up); the driver loads it without that engine and reads the version from the real one.
+    # The extension's connect() is its own again once the package has loaded.
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_ASK_THE_VERSION, str(tmp_path / "clickhouse")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["unknown", "True", "chdb._chdb"]

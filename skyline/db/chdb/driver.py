@@ -6,6 +6,8 @@ to the Python values clickhouse-driver returns (types.py), and raises clickhouse
 exceptions so Django and the backend handle errors as they do with a server.
 """
 
+import importlib.abc
+import importlib.machinery
 import os
 import re
 import sys
@@ -102,6 +104,9 @@ def _open(path):
             if path not in _engine_anchor:
                 with _engine_stderr():
                     _engine_anchor[path] = chdb.connect(path)
+                if chdb.engine_version == "unknown":
+                    version = _engine_anchor[path].query("SELECT version()", "CSV").bytes()
+                    chdb.engine_version = version.decode().strip().strip('"')
             return chdb.connect(path)
         except RuntimeError as exc:
             text = str(exc)
@@ -111,24 +116,89 @@ def _open(path):
 
 
 def _import_chdb():
-    """The chdb package, loaded without pyarrow (and the numpy it pulls in).
+    """The chdb package, loaded without pyarrow (and the numpy it pulls in) and without a throwaway engine.
 
     chdb's package imports pyarrow when it is installed (a third of a second), yet treats it as
     optional: the Arrow results this driver never asks for are all that need it. Marking pyarrow
     missing while chdb loads keeps it out; the mark is lifted at once, so code that does use
     pyarrow still imports it as usual.
+
+    The package also starts an in-memory engine and shuts it down again, only to read the engine's
+    version into `chdb.engine_version`: a tenth of a second of every command's start-up, before the
+    engine on the data directory starts. While the package loads, its extension's `connect()` called
+    without a path (only that line calls it so) answers the version query without an engine; the
+    version is read from the real engine once it is up (_open).
     """
     if "chdb" in sys.modules:
         return sys.modules["chdb"]
     hidden = "pyarrow" not in sys.modules
     if hidden:
         sys.modules["pyarrow"] = None  # `import pyarrow` raises ImportError while this stands
+    finder = _NoThrowawayEngine()
+    sys.meta_path.insert(0, finder)
     try:
         import chdb
     finally:
+        sys.meta_path.remove(finder)
+        finder.restore()
         if hidden and "pyarrow" in sys.modules and sys.modules["pyarrow"] is None:
             del sys.modules["pyarrow"]
     return chdb
+
+
+class _NoThrowawayEngine(importlib.abc.MetaPathFinder):
+    """Finds chdb's extension module as the import system would, and gives it, for the time the
+    package takes to load, a `connect()` whose path-less call makes no engine (see _import_chdb)."""
+
+    def __init__(self):
+        self.extension = None
+        self.connect = None
+
+    def find_spec(self, name, path, target=None):
+        if name != "chdb._chdb":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _Wrapped(spec.loader, self)
+        return spec
+
+    def loaded(self, extension):
+        self.extension, self.connect = extension, extension.connect
+        real = extension.connect
+
+        def connect(*args, **kwargs):
+            return real(*args, **kwargs) if args or kwargs else _VersionOnly()
+
+        extension.connect = connect
+
+    def restore(self):
+        if self.extension is not None:
+            self.extension.connect = self.connect
+
+
+class _Wrapped(importlib.abc.Loader):
+    def __init__(self, loader, finder):
+        self.loader, self.finder = loader, finder
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.finder.loaded(module)
+
+
+class _VersionOnly:
+    """Stands in for the in-memory session chdb's package opens to ask `SELECT version()`."""
+
+    def query(self, sql, output_format="CSV", **kwargs):
+        return self
+
+    def bytes(self):
+        return b'"unknown"\n'  # read as unknown until the engine is up
+
+    def close(self):
+        pass
 
 
 @contextmanager
