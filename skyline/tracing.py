@@ -5,12 +5,12 @@ instrumentations trace Django requests, Celery tasks, outbound httpx calls and R
 database query gets a client span through Django's execute wrappers, which see the queries of all
 the backends (chDB's own DB-API driver included), where a DB-API instrumentation would see one
 driver's. Code marks its own work with `tracer().start_as_current_span`. With tracing off nothing is
-installed: no middleware, no wrapped method, no query wrapper.
+installed: no middleware, no wrapped method, no query wrapper, and the OpenTelemetry API is loaded
+only when code first asks for a tracer (its spans are then no-ops).
 """
 
 from django.conf import settings
 from django.db.backends.signals import connection_created
-from opentelemetry import trace
 
 _configured = False
 
@@ -19,6 +19,7 @@ def configure():
     global _configured
     if _configured or not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return
+    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
@@ -47,6 +48,8 @@ def configure():
 
 
 def tracer():
+    from opentelemetry import trace
+
     return trace.get_tracer("skyline")
 
 
@@ -59,6 +62,8 @@ def _trace_queries(sender, connection, **kwargs):
 def _query_span(execute, sql, params, many, context):
     """A client span around one query; its text has placeholders, never the parameters' values."""
     connection = context["connection"]
+    from opentelemetry import trace
+
     operation = sql.split(None, 1)[0].upper() if sql.strip() else "QUERY"
     with tracer().start_as_current_span(
         operation, kind=trace.SpanKind.CLIENT,

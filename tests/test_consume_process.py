@@ -124,8 +124,9 @@ def test_kill_9_during_a_live_run_and_a_restart_lose_nothing(tmp_path):
 
 
 def test_the_consumer_process_loads_only_what_indexing_uses(tmp_path):
-    """Its start-up is on every restart's path: no admin, APIs, feeds, Celery, HTTP client or
-    pydantic, and for a replay no websockets either (what `python -X importtime` lists)."""
+    """Its start-up is on every restart's path: no admin, APIs, feeds, Celery, HTTP client, pydantic
+    or OpenTelemetry (tracing is off), and for a replay no websockets either (what `python -X importtime`
+    lists)."""
     env = {"PATH": os.environ["PATH"], "SKYLINE_DATA_DIR": str(tmp_path / "data"),
            "DJANGO_SETTINGS_MODULE": "skyline.settings"}
     subprocess.run([sys.executable, "manage.py", "migrate", "--database", "clickhouse", "-v0"], cwd=ROOT, env=env,
@@ -139,5 +140,5 @@ def test_the_consumer_process_loads_only_what_indexing_uses(tmp_path):
     loaded = {line.rsplit("|", 1)[1].strip() for line in finished.stderr.splitlines() if line.startswith("import time:")}
     assert "apps.indexer.consumer" in loaded and "chdb" in loaded
     for heavy in ("django.contrib.admin", "apps.feeds", "apps.search", "apps.accounts", "celery", "ninja", "pydantic",
-                  "httpx", "websockets"):
+                  "httpx", "websockets", "opentelemetry"):
         assert not [name for name in loaded if name == heavy or name.startswith(heavy + ".")], heavy
