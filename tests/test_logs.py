@@ -111,3 +111,36 @@ def test_a_page_that_fails_is_still_an_error_with_its_traceback(monkeypatch, cap
                for record in caplog.records]
     assert records == [("django.request", logging.ERROR, "Internal Server Error: /", ZeroDivisionError)]
     assert "Traceback (most recent call last)" in caplog.text
+
+
+LOG_AFTER_SET_UP = """
+import logging, sys
+import django
+django.setup()
+from django.contrib.auth.models import User
+User.objects.exists()  # a query: django.db.backends logs its text at DEBUG
+logging.getLogger("django.request").error("one line")
+logging.getLogger("skyline.example").debug("debug is on")
+print("django.views.debug" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_skylines_logging_alone_is_applied_without_djangos_defaults(tmp_path, debug):
+    # Django's defaults would add a console handler of their own when DEBUG is on (each django line
+    # twice) and a mail handler that loads the debug views into every process; queries stay unlogged.
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "SKYLINE_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "skyline.settings",
+           "LOG_FORMAT": "text", "DEBUG": debug}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=settings.BASE_DIR, env=env, check=True,
+                   timeout=300)
+    done = subprocess.run([sys.executable, "-c", LOG_AFTER_SET_UP], cwd=settings.BASE_DIR, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "False\n"), done.stderr
+    lines = [line.split(" ", 2)[2] for line in done.stderr.splitlines()]  # without the time
+    expected = ["ERROR django.request: one line"]
+    if debug == "true":
+        expected.append("DEBUG skyline.example: debug is on")
+    assert lines == expected
