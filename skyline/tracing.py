@@ -61,9 +61,9 @@ def _trace_queries(sender, connection, **kwargs):
 
 def _query_span(execute, sql, params, many, context):
     """A client span around one query; its text has placeholders, never the parameters' values."""
-    connection = context["connection"]
     from opentelemetry import trace
 
+    connection = context["connection"]
     operation = sql.split(None, 1)[0].upper() if sql.strip() else "QUERY"
     with tracer().start_as_current_span(
         operation, kind=trace.SpanKind.CLIENT,
