@@ -147,6 +147,20 @@ def test_views_are_created_on_the_cluster_and_materialized_views_keep_to_the_loc
             source = re.search(r"\bFROM (\w+)", statement)[1]
             assert {target, source} <= locals_, name
     assert "FROM posts FINAL" in next(sql for sql in clustered if " recent_posts " in sql)
+    # A materialized view given a new query keeps to the local tables too (search 0006).
+    modified = [sql for sql in clustered if " MODIFY QUERY " in sql]
+    assert len(modified) >= 4
+    for statement in modified:
+        name = re.match(r"ALTER TABLE (\w+) ON CLUSTER \w+ MODIFY QUERY ", statement)[1]
+        assert views[name] == "MATERIALIZED VIEW"
+        assert re.search(r"\bFROM (\w+)", statement)[1] in locals_, name
+
+
+def test_a_materialized_views_new_query_reads_the_local_table():
+    statements = cluster_statements("ALTER TABLE daily_stats_likes_mv MODIFY QUERY SELECT toDate(created_at) AS date "
+                                    "FROM likes WHERE deleted = 0 GROUP BY date", CLUSTER, DATABASE)
+    assert statements == [f"ALTER TABLE daily_stats_likes_mv ON CLUSTER {CLUSTER} MODIFY QUERY "
+                          "SELECT toDate(created_at) AS date FROM likes_local WHERE deleted = 0 GROUP BY date"]
 
 
 def test_every_schema_change_runs_on_the_whole_cluster(clustered):

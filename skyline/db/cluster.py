@@ -15,7 +15,8 @@ here, so no migration needs a cluster variant:
 - A materialized view fires on inserts into the table it reads from, which on a cluster are the
   inserts into `t_local` on the shard the Distributed table chose: it reads the local table and
   writes into the local target, so each shard aggregates its own accounts and readers merge the
-  shards through the target's Distributed table.
+  shards through the target's Distributed table. A new query for it (ALTER ... MODIFY QUERY) reads
+  the local table too.
 - ALTERs of data (indexes, TTLs, mutations) go to the local tables ON CLUSTER; column changes
   (codecs included) go to the Distributed table too, which carries the column list.
 - INSERT ... SELECT (backfills) and everything else run once, through the Distributed tables.
@@ -41,6 +42,7 @@ _CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+" + _IF_NOT_EXISTS + _NAME + r"
 _CREATE_VIEW = re.compile(r"\s*CREATE\s+(?P<kind>VIEW|MATERIALIZED\s+VIEW)\s+" + _IF_NOT_EXISTS + _NAME + r"\s*", re.I)
 _DROP = re.compile(r"\s*DROP\s+(?P<kind>TABLE|VIEW)\s+(?P<ie>IF\s+EXISTS\s+)?" + _NAME + r"(?P<rest>.*)", re.I | re.S)
 _ALTER = re.compile(r"\s*ALTER\s+TABLE\s+" + _NAME + r"\s+(?P<rest>.*)", re.I | re.S)
+_MODIFY_QUERY = re.compile(r"\s*ALTER\s+TABLE\s+" + _NAME + r"\s+MODIFY\s+QUERY\s+", re.I)
 _OPTIMIZE = re.compile(r"\s*OPTIMIZE\s+TABLE\s+" + _NAME + r"(?P<rest>.*)", re.I | re.S)
 _EXCHANGE = re.compile(r"\s*EXCHANGE\s+TABLES\s+(?P<a>\w+)\s+AND\s+(?P<b>\w+)\s*$", re.I)
 _SCHEMA_CHANGE = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|ATTACH|DETACH|EXCHANGE|OPTIMIZE)\b", re.I)
@@ -139,13 +141,24 @@ def _create_view(sql, match, cluster, database):
     target = _TO_TARGET.match(rest)
     if target is None:
         raise ClusterTranslationError(f"cluster mode needs materialized views with TO <table>: {name}")
-    query = rest[target.end():]
+    query = _reading_local_table(rest[target.end():], name)
+    return [f"CREATE MATERIALIZED VIEW {ine}{name} ON CLUSTER {cluster} TO {local_name(target['name'])} {query}"]
+
+
+def _modify_query(sql, match, cluster, database):
+    # Only a materialized view's query is changed in place (ALTER ... MODIFY QUERY): as when it was
+    # created, it reads the local table. A plain view is dropped and created again.
+    name = _unquoted(match["name"])
+    return [f"ALTER TABLE {name} ON CLUSTER {cluster} MODIFY QUERY {_reading_local_table(sql[match.end():], name)}"]
+
+
+def _reading_local_table(query, view):
+    """A materialized view's query, reading the local table of the table it reads FROM."""
     source = _FROM.search(_masked(query))
     table = re.match(_NAME, query[source.end():]) if source else None
     if table is None:
-        raise ClusterTranslationError(f"cluster mode needs the materialized view {name} to read FROM a table")
-    query = query[:source.end()] + local_name(table["name"]) + query[source.end() + table.end():]
-    return [f"CREATE MATERIALIZED VIEW {ine}{name} ON CLUSTER {cluster} TO {local_name(target['name'])} {query}"]
+        raise ClusterTranslationError(f"cluster mode needs the materialized view {view} to read FROM a table")
+    return query[:source.end()] + local_name(table["name"]) + query[source.end() + table.end():]
 
 
 def _drop(sql, match, cluster, database):
@@ -182,6 +195,7 @@ _TRANSLATIONS = [
     (_CREATE_TABLE, _create_table),
     (_CREATE_VIEW, _create_view),
     (_DROP, _drop),
+    (_MODIFY_QUERY, _modify_query),
     (_ALTER, _alter),
     (_OPTIMIZE, _optimize),
     (_EXCHANGE, _exchange),
