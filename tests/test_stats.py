@@ -206,3 +206,31 @@ def test_a_like_undone_within_one_batch_leaves_its_day_as_it_was():
     undone = (CAROL, rkey, "", "", "", "", LATER, 1, next(_time_us))
     insert("likes", COLUMNS["likes"], [created, undone])  # one batch, as the writer sends it
     assert stats.daily_stats(3)[1] == day(DAY2.date(), num_likes=1, num_likers=2)
+
+
+def test_the_views_read_every_rkey_on_the_day_the_first_views_did():
+    # 0006 decodes a TID's day in one call; 0002 spelt out its 11 characters. Same day for any rkey:
+    # TIDs across the whole range, clock ids, and strings that only look like TIDs, or do not at all.
+    import importlib
+    import random
+
+    first = importlib.import_module("apps.search.migrations.0002_daily_stats_views_and_post_text_index")
+    now = importlib.import_module("apps.search.migrations.0006_record_day_decoded_in_one_call")
+    chance = random.Random(6)
+    alphabet = "234567abcdefghijklmnopqrstuvwxyz"
+    rkeys = [tid(micros, clock) for micros in (0, 1, 2**53 - 1, 1_700_000_000_000_000, 1_783_000_000_123_456)
+             for clock in (0, 1, 1023)]
+    rkeys += [tid(chance.randrange(2**53), chance.randrange(1024)) for _ in range(2000)]
+    rkeys += ["".join(chance.choice(alphabet) for _ in range(13)) for _ in range(500)]  # first char any
+    rkeys += ["self", "not-a-tid", "3lbqaaaaaaa2", "3lbqaaaaaaa222", "3LBQAAAAAAA22", "kzzzzzzzzzzzz",
+              "jzzzzzzzzzzzz", "2222222222222", "3lbq-aaaaaa22", ""]
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(
+            f"SELECT countIf(({first.RECORD_DAY}) != ({now.RECORD_DAY})), count(), "
+            f"countIf(match(rkey, {first._TID})) "
+            "FROM (SELECT arrayJoin(%(rkeys)s) AS rkey, toDateTime64('2025-01-02 03:04:05', 6, 'UTC') AS created_at)",
+            {"rkeys": rkeys},
+        )
+        differing, compared, tids = cursor.fetchone()
+    assert (differing, compared) == (0, len(rkeys))
+    assert tids > 2000  # most of them took the TID branch
