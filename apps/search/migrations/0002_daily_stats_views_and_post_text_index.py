@@ -39,8 +39,13 @@ METRICS = [
 
 def _metric_view(metric, table, actor):
     return f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS daily_stats_{metric}_mv TO daily_stats AS
-SELECT {RECORD_DAY} AS date, '{metric}' AS metric_type,
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_stats_{metric}_mv TO daily_stats AS{metric_query(metric, table, actor)}"""
+
+
+def metric_query(metric, table, actor, record_day=RECORD_DAY):
+    """The view's query; `record_day` is how it reads a record's day (0006 reads it another way)."""
+    return f"""
+SELECT {record_day} AS date, '{metric}' AS metric_type,
        toInt64(sum(if(deleted = 0, 1, -1))) AS count,
        uniqCombinedStateIf(14)({actor}, deleted = 0) AS actors
 FROM {table}

@@ -4,9 +4,9 @@ characters: the same day for every rkey, for about half of what a view costs per
 ClickHouse analyses a view's query again for every block inserted into its table, and the live
 firehose inserts a block into each table every second. A 40-row insert measured 4-8 ms of CPU into
 a table with no view, 22-28 ms with 0002's view (its decoding is 55 functions) and 15 ms with this
-one. A TID's 13 characters, turned into the
-standard base32 alphabet and padded to 16, decode to 10 bytes whose first 8, read big-endian, are
-the TID shifted right by one bit; its microsecond timestamp is the TID shifted right by 10.
+one. A TID's 13 characters, turned into the standard base32 alphabet and padded to 16, decode to
+10 bytes whose first 8, read big-endian, are the TID shifted right by one bit; its microsecond
+timestamp is the TID shifted right by 10.
 `ALTER ... MODIFY QUERY` swaps each view's query in place: no insert goes uncounted meanwhile.
 """
 
@@ -29,20 +29,8 @@ RECORD_DAY = (
 )
 
 
-def _view_query(metric, table, actor, record_day):
-    # As 0002's view, with the day read by `record_day`.
-    return f"""
-SELECT {record_day} AS date, '{metric}' AS metric_type,
-       toInt64(sum(if(deleted = 0, 1, -1))) AS count,
-       uniqCombinedStateIf(14)({actor}, deleted = 0) AS actors
-FROM {table}
-WHERE deleted = 0 OR match(rkey, {_0002._TID})
-GROUP BY date
-"""
-
-
 def _modify(metric, table, actor, record_day):
-    return f"ALTER TABLE daily_stats_{metric}_mv MODIFY QUERY {_view_query(metric, table, actor, record_day)}"
+    return f"ALTER TABLE daily_stats_{metric}_mv MODIFY QUERY {_0002.metric_query(metric, table, actor, record_day)}"
 
 
 class Migration(migrations.Migration):
