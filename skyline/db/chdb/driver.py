@@ -163,8 +163,8 @@ class _NoThrowawayEngine(importlib.abc.MetaPathFinder):
         return spec
 
     def loaded(self, extension):
-        self.extension, self.connect = extension, extension.connect
-        real = extension.connect
+        self.extension = extension
+        real = self.connect = extension.connect
 
         def connect(*args, **kwargs):
             return real(*args, **kwargs) if args or kwargs else _VersionOnly()
